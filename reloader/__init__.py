@@ -1,0 +1,13 @@
+"""reloader: save a file, and the next request runs the new code, under the real server.
+
+`wrap()` is the whole API: a server loads the WSGI application it returns, in place of the
+application itself. `reloader.wsgi:application` is a ready one, configured from the
+environment.
+"""
+
+from .main import wrap
+from .settings import ConfigError
+
+__all__ = ["ConfigError", "__version__", "wrap"]
+
+__version__ = "0.1.0"

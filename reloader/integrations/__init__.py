@@ -1,0 +1,3 @@
+"""Bridges to frameworks that want to hear about changes, each imported only when used."""
+
+__all__: list[str] = []

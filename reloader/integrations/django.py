@@ -1,0 +1,86 @@
+"""Django's autoreload signals, sent from each process as runserver sends them.
+
+Receivers of `autoreload_started` get a sender with `watch_dir(path, glob)` and
+`extra_files`, exactly the part of Django's reloader they use; `file_changed` is sent for
+every change, and a change some receiver handles (it returns a true value, as Django's own
+template and translation receivers do) needs no restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, Iterator, MutableSet
+from pathlib import Path
+from typing import Any
+
+from ..watching.sources import Sources
+
+__all__ = ["DjangoBridge", "django_ready"]
+
+logger = logging.getLogger("reloader")
+
+
+def django_ready() -> bool:
+    """Whether this process has a configured Django whose apps are loaded."""
+    if "django.apps" not in sys.modules:
+        return False
+    from django.apps import apps
+
+    return bool(apps.ready)
+
+
+class _ExtraFiles(MutableSet[Path]):
+    """`sender.extra_files`: Django code adds to it; each file added is watched."""
+
+    def __init__(self, sources: Sources) -> None:
+        self._sources = sources
+        self._files: set[Path] = set()
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._files
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def add(self, value: Path) -> None:
+        self._files.add(Path(value))
+        self._sources.add_files([Path(value)])
+
+    def discard(self, value: Path) -> None:
+        self._files.discard(Path(value))
+
+
+class DjangoBridge:
+    """The `sender` of Django's autoreload signals in this process."""
+
+    def __init__(self, sources: Sources) -> None:
+        self._sources = sources
+        self.extra_files: MutableSet[Path] = _ExtraFiles(sources)
+
+    def watch_dir(self, path: Path | str, glob: str) -> None:
+        """Watch files matching `glob` under `path` (which may not exist yet)."""
+        self._sources.add_pattern(Path(path).absolute(), glob)
+
+    def start(self) -> None:
+        """Send `autoreload_started`, after making sure Django's own receivers are connected
+        (they connect on first use of templates and translations)."""
+        import django.template  # noqa: F401  (connects the template receivers)
+        from django.utils import autoreload, translation
+
+        translation.get_language()  # connects the translation receivers when USE_I18N
+        autoreload.autoreload_started.send(sender=self)
+
+    def handled(self, path: Path) -> bool:
+        """Send `file_changed` for `path`; True when a receiver took care of it."""
+        from django.utils.autoreload import file_changed
+
+        try:
+            results: Iterable[tuple[Any, Any]] = file_changed.send(sender=self, file_path=path)
+        except Exception:
+            logger.exception("a file_changed receiver failed for %s; restarting instead", path)
+            return False
+        return any(result for _receiver, result in results)

@@ -1,0 +1,12 @@
+"""How to watch: monitors report changed paths in a set of directories, one level deep.
+
+The watcher knows only the `Monitor` protocol and `choose_monitor()`; each backend lives in a
+file of its own.
+"""
+
+from .base import Monitor
+from .choice import choose_monitor
+from .native import NativeMonitor
+from .polling import PollingMonitor
+
+__all__ = ["Monitor", "NativeMonitor", "PollingMonitor", "choose_monitor"]

@@ -1,0 +1,32 @@
+"""Apache/mod_wsgi daemon mode: SIGINT makes a daemon process stop taking requests, let the
+running ones finish (up to shutdown-timeout) and exit; Apache starts a fresh one. (SIGUSR1,
+mod_wsgi's "graceful" restart, would keep serving old code to new requests until idle.)
+Python signal handlers are not involved: mod_wsgi handles the signal itself."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+__all__ = ["ModWsgiRestarter", "mod_wsgi_mode"]
+
+
+def mod_wsgi_mode() -> str | None:
+    """'daemon' or 'embedded' inside Apache/mod_wsgi, None elsewhere.
+
+    Inside Apache, mod_wsgi puts its own `mod_wsgi` module in `sys.modules` with a `version`
+    and a `process_group` (empty in embedded mode). The PyPI installer package of the same name
+    has neither, so importing it outside Apache does not count.
+    """
+    module = sys.modules.get("mod_wsgi")
+    if module is None or not hasattr(module, "version"):
+        return None
+    return "daemon" if getattr(module, "process_group", "") else "embedded"
+
+
+class ModWsgiRestarter:
+    name = "mod_wsgi daemon process"
+
+    def restart(self) -> None:
+        os.kill(os.getpid(), signal.SIGINT)

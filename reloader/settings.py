@@ -1,0 +1,212 @@
+"""Every option of the wrapper, declared once with its environment variable and its docs.
+
+Each `Setting` knows how to read its value from a keyword of `wrap()` or, when the keyword is
+left out, from its environment variable. A value that cannot be read raises `ConfigError`,
+which names the variable (or keyword) and the values it accepts, so a typo stops the server at
+startup instead of silently doing something else.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+__all__ = [
+    "SETTINGS",
+    "ConfigError",
+    "Options",
+    "Setting",
+    "ShowErrors",
+    "read_options",
+]
+
+T = TypeVar("T")
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+class ConfigError(ValueError):
+    """An option or environment variable has a value the wrapper cannot use."""
+
+
+class ShowErrors(enum.Enum):
+    """Who may see the details (traceback, source) of a failed load."""
+
+    AUTO = "auto"
+    """Only a loopback client that sent no proxy headers."""
+    ALWAYS = "always"
+    """Everyone: only for a server nobody else can reach."""
+    NEVER = "never"
+    """Nobody: pages show an error id, the log has the traceback."""
+
+
+def _parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError
+
+
+def _parse_show_errors(text: str) -> ShowErrors:
+    value = text.strip().lower()
+    if value == "auto":
+        return ShowErrors.AUTO
+    return ShowErrors.ALWAYS if _parse_bool(value) else ShowErrors.NEVER
+
+
+def _parse_paths(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(os.pathsep) if part.strip())
+
+
+def _parse_target(text: str) -> str:
+    value = text.strip()
+    module, _, attribute = value.partition(":")
+    if not module or ":" in attribute or not all(p.isidentifier() for p in module.split(".")):
+        raise ValueError
+    if attribute and not all(p.isidentifier() for p in attribute.split(".")):
+        raise ValueError
+    return value
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    """One option: its `wrap()` keyword, its environment variable, how to read it, its docs."""
+
+    name: str
+    """The keyword argument of `wrap()`."""
+    env: str
+    """The environment variable read when the keyword is not given."""
+    parse: Callable[[str], T]
+    """Turns the variable's text into a value; raises `ValueError` on bad input."""
+    default: T
+    """The value when neither the keyword nor the variable is set."""
+    accepts: str
+    """The accepted values, as shown in error messages and the README."""
+    doc: str
+    """What the option does."""
+
+    def read(self, given: Any, environ: Mapping[str, str]) -> T:
+        """The keyword's value when given (strings are parsed), else the variable's, else the
+        default."""
+        if given is None:
+            text = environ.get(self.env)
+            if text is None or text.strip() == "":
+                return self.default
+            return self._parse(text, f"environment variable {self.env}={text!r}")
+        if isinstance(given, str):
+            return self._parse(given, f"option {self.name}={given!r}")
+        return self._coerce(given)
+
+    def _parse(self, text: str, where: str) -> T:
+        try:
+            return self.parse(text)
+        except ValueError:
+            raise ConfigError(f"reloader: invalid {where}; accepted: {self.accepts}") from None
+
+    def _coerce(self, given: Any) -> T:
+        if isinstance(self.default, tuple):
+            paths = isinstance(given, Sequence) and not isinstance(given, str)
+            if paths and all(isinstance(p, (str, os.PathLike)) for p in given):
+                return tuple(os.fspath(p) for p in given)  # type: ignore[return-value]
+        elif isinstance(self.default, bool):
+            if isinstance(given, bool):
+                return given  # type: ignore[return-value]
+        elif isinstance(self.default, ShowErrors):
+            if isinstance(given, bool):
+                return ShowErrors.ALWAYS if given else ShowErrors.NEVER  # type: ignore[return-value]
+            if isinstance(given, ShowErrors):
+                return given  # type: ignore[return-value]
+        raise ConfigError(
+            f"reloader: invalid option {self.name}={given!r}; accepted: {self.accepts}"
+        )
+
+
+APP: Setting[str | None] = Setting(
+    name="target",
+    env="RELOADER_APP",
+    parse=_parse_target,
+    default=None,
+    accepts="an import string 'package.module:attribute' (attribute defaults to 'application')",
+    doc="The WSGI application to serve. Without it, and with DJANGO_SETTINGS_MODULE set, "
+    "Django's get_wsgi_application() is served.",
+)
+ENABLED: Setting[bool] = Setting(
+    name="enabled",
+    env="RELOADER_ENABLED",
+    parse=_parse_bool,
+    default=True,
+    accepts="1/true/yes/on or 0/false/no/off",
+    doc="Off: wrap() returns the application itself; no thread, no watching, no per-request "
+    "work. For production with the same WSGI file.",
+)
+EXTRA_FILES: Setting[tuple[str, ...]] = Setting(
+    name="extra_files",
+    env="RELOADER_EXTRA_FILES",
+    parse=_parse_paths,
+    default=(),
+    accepts=f"files or globs separated by {os.pathsep!r}, relative to the working directory",
+    doc="More files to watch besides the imported modules, e.g. '.env' or 'config/*.toml'; "
+    "'**' matches any depth.",
+)
+IGNORE: Setting[tuple[str, ...]] = Setting(
+    name="ignore",
+    env="RELOADER_IGNORE",
+    parse=_parse_paths,
+    default=(),
+    accepts=f"globs separated by {os.pathsep!r}, matched against the file name, its path "
+    "relative to the working directory, and its absolute path",
+    doc="Changes to matching files never restart anything.",
+)
+POLLING: Setting[bool] = Setting(
+    name="polling",
+    env="RELOADER_POLLING",
+    parse=_parse_bool,
+    default=False,
+    accepts="1/true/yes/on or 0/false/no/off",
+    doc="Poll file times instead of using the kernel's events: for NFS, Docker Desktop and WSL "
+    "mounts where events do not arrive. Chosen by itself, with a warning, where native watching "
+    "fails or a watched directory is on such a file system.",
+)
+SHOW_ERRORS: Setting[ShowErrors] = Setting(
+    name="show_errors",
+    env="RELOADER_SHOW_ERRORS",
+    parse=_parse_show_errors,
+    default=ShowErrors.AUTO,
+    accepts="auto, 1/true/yes/on (always) or 0/false/no/off (never)",
+    doc="Who sees the traceback of a failed load in the 500 page. auto: only a loopback client "
+    "that sent no proxy headers. Everyone else gets an error id that is also in the log.",
+)
+
+SETTINGS: tuple[Setting[Any], ...] = (APP, ENABLED, EXTRA_FILES, IGNORE, POLLING, SHOW_ERRORS)
+
+
+@dataclass(frozen=True)
+class Options:
+    """The options of one `wrap()` call, read and checked."""
+
+    target: str | None
+    enabled: bool
+    extra_files: tuple[str, ...]
+    ignore: tuple[str, ...]
+    polling: bool
+    show_errors: ShowErrors
+
+
+def read_options(given: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Options:
+    """Read every setting from `given` keywords, falling back to `environ` (default
+    `os.environ`). Raises `ConfigError` for an unknown keyword or a bad value."""
+    environ = os.environ if environ is None else environ
+    known = {s.name for s in SETTINGS}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise ConfigError(
+            f"reloader: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    values = {s.name: s.read(given.get(s.name), environ) for s in SETTINGS}
+    return Options(**values)

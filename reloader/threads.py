@@ -1,0 +1,50 @@
+"""A real OS thread and a stop flag, even where gevent patched `threading`.
+
+Under gunicorn's gevent worker, `threading.Thread` makes a greenlet: a watcher blocking in
+Rust would then freeze the worker's event loop. The primitives here come from the original
+`_thread` module, and the thread is a daemon so it never delays the process's exit (mod_wsgi
+waits for non-daemon threads until its shutdown timeout).
+"""
+
+from __future__ import annotations
+
+import _thread
+import sys
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["StopFlag", "start_thread"]
+
+
+def _original(name: str) -> Any:
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("_thread"):
+        return monkey.get_original("_thread", name)
+    return getattr(_thread, name)
+
+
+def start_thread(function: Callable[[], None]) -> None:
+    _original("start_new_thread")(function, ())
+
+
+class StopFlag:
+    """What `threading.Event` offers that the watcher needs, on an unpatched lock."""
+
+    def __init__(self) -> None:
+        self._lock = _original("allocate_lock")()
+        self._lock.acquire()
+        self._set = False
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            self._lock.release()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to `timeout` seconds, less if the flag is set; return the flag."""
+        if self._lock.acquire(True, timeout):
+            self._lock.release()
+        return self._set

@@ -1,0 +1,150 @@
+"""The background thread of one process: keeps a monitor on what `Sources` says to watch and
+passes each relevant change to a callback.
+
+It knows no server and no framework: the callback decides what a change means (a restart, or
+nothing because Django handled it) and returns True when watching should end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Collection
+from pathlib import Path
+
+from .monitors import Monitor, PollingMonitor, choose_monitor
+from .threads import StopFlag, start_thread
+from .watching import ChangeFilter, Sources, WatchPlan
+
+__all__ = ["MTIME_SLACK_NS", "RESCAN_TICKS", "Watcher"]
+
+logger = logging.getLogger("reloader")
+
+RESCAN_TICKS = 8
+"""Quiet ticks (2 s) between two looks for directories that did not exist yet."""
+MTIME_SLACK_NS = 20_000_000
+"""File times come from a coarse kernel clock that lags `time.time_ns()` by up to a tick:
+this much earlier still counts as 'after we looked'."""
+RETRY_SECONDS = 5.0
+"""Wait before trying again when no monitor can watch at all."""
+
+OnChanges = Callable[[set[Path]], bool]
+
+
+class Watcher:
+    """Watches for one process from `start()` until `stop()` or until the callback says so."""
+
+    def __init__(
+        self, sources: Sources, accept: ChangeFilter, force_polling: bool, on_changes: OnChanges
+    ) -> None:
+        self.sources = sources
+        self.accept = accept
+        self.force_polling = force_polling
+        self.on_changes = on_changes
+        self.stop_flag = StopFlag()
+        self._since_ns = 0
+
+    def start(self) -> None:
+        """Start watching. Files that turn up later in the plan and were modified after this
+        call count as changed, so an edit made while the app is importing is not lost."""
+        self._since_ns = time.time_ns() - MTIME_SLACK_NS
+        start_thread(self._run)
+
+    def stop(self) -> None:
+        self.stop_flag.set()
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception:
+            logger.exception("the watcher failed; this process no longer reloads")
+
+    def _loop(self) -> None:
+        polling_reason = "forced" if self.force_polling else None
+        while not self.stop_flag.is_set():
+            # Read before planning: sources added while we plan must still wake the monitor.
+            generation = self.sources.generation
+            plan = self._replan()
+            if plan is None:
+                return
+            directories = plan.directories()
+            monitor, reason = choose_monitor(polling_reason is not None, directories)
+            if reason and polling_reason is None:
+                polling_reason = reason
+                logger.warning("watching by polling: %s", reason)
+            try:
+                if self._watch(monitor, directories, plan, generation):
+                    return
+            except OSError as exc:
+                if isinstance(monitor, PollingMonitor):
+                    logger.error("cannot watch files (%s); retrying in %ss", exc, RETRY_SECONDS)
+                    self.stop_flag.wait(RETRY_SECONDS)
+                else:
+                    polling_reason = str(exc)
+                    logger.warning("native file watching failed (%s); polling instead", exc)
+
+    def _watch(
+        self, monitor: Monitor, directories: Collection[Path], plan: WatchPlan, generation: int
+    ) -> bool:
+        """Run `monitor` until watching ends (True) or the directories must change (False)."""
+        wake = _Wake(self.stop_flag, self.sources, generation)
+        missing = plan.missing_directories()
+        ticks = 0
+        for batch in monitor.watch(directories, wake):
+            if batch and self._dispatch({p for p in batch if self.accept(p) and plan.matches(p)}):
+                return True
+            ticks = 0 if batch else ticks + 1
+            if ticks >= RESCAN_TICKS:
+                ticks = 0
+                if any(d.is_dir() for d in missing):
+                    return False
+            if self.sources.modules_changed():
+                new_plan = self._replan()
+                if new_plan is None:
+                    return True
+                plan = new_plan
+                if plan.directories() != directories:
+                    return False
+        # Woken: stopped, or someone added sources and the outer loop re-plans at once.
+        return self.stop_flag.is_set()
+
+    def _replan(self) -> WatchPlan | None:
+        """A fresh plan; None when the callback ended watching because files of the plan were
+        modified since we last looked: files new to the plan (imported meanwhile, maybe
+        edited before we knew them) and changes made while no monitor ran."""
+        now_ns = time.time_ns()
+        plan = self.sources.plan()
+        since = self._since_ns
+        touched = {f for f in plan.files if self.accept(f) and since < _mtime_ns(f) <= now_ns}
+        self._since_ns = now_ns - MTIME_SLACK_NS
+        if self._dispatch(touched):
+            return None
+        return plan
+
+    def _dispatch(self, changes: set[Path]) -> bool:
+        if not changes or self.stop_flag.is_set():
+            return False
+        if self.on_changes(changes):
+            self.stop_flag.set()
+            return True
+        return False
+
+
+class _Wake:
+    """The monitor's stop signal: set when watching stops or the sources grew."""
+
+    def __init__(self, stop: StopFlag, sources: Sources, generation: int) -> None:
+        self.stop = stop
+        self.sources = sources
+        self.generation = generation
+
+    def is_set(self) -> bool:
+        return self.stop.is_set() or self.sources.generation != self.generation
+
+
+def _mtime_ns(path: Path) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0

@@ -1,0 +1,84 @@
+"""A snapshot of what one process watches: exact files plus directory patterns.
+
+The watcher turns a plan into the directories to hand to a monitor (watched one level deep
+each, since a watch on a single file dies at the first atomic save) and asks the plan whether a
+reported path matters.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["MAX_TREE_DIRECTORIES", "Pattern", "WatchPlan", "split_glob"]
+
+MAX_TREE_DIRECTORIES = 2000
+"""How many directories one recursive pattern may add, so a stray '**' on a home directory
+cannot eat the inotify budget."""
+
+_SKIPPED_DIRECTORIES = frozenset({"__pycache__", "node_modules"})
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """Files matching `glob` (a name pattern) in `directory`, or at any depth below it."""
+
+    directory: Path
+    glob: str
+    recursive: bool = False
+
+    def matches(self, path: Path) -> bool:
+        if not fnmatch.fnmatchcase(path.name, self.glob):
+            return False
+        if self.recursive:
+            return self.directory in path.parents
+        return path.parent == self.directory
+
+    def directories(self) -> Iterator[Path]:
+        """The existing directories to watch for this pattern."""
+        if not self.directory.is_dir():
+            return
+        if not self.recursive:
+            yield self.directory
+            return
+        for count, (root, dirs, _files) in enumerate(os.walk(self.directory), 1):
+            dirs[:] = [d for d in dirs if d not in _SKIPPED_DIRECTORIES and not d.startswith(".")]
+            yield Path(root)
+            if count >= MAX_TREE_DIRECTORIES:
+                return
+
+
+def split_glob(directory: Path, glob: str) -> Pattern:
+    """`directory` plus a glob like Django's `watch_dir()` takes ('**/*.mo', 'config/*.toml')
+    as a `Pattern`; a '**' anywhere makes it recursive from the part before it."""
+    head, _, name = glob.rpartition("/")
+    if "**" in head:
+        base = head.split("**", 1)[0].rstrip("/")
+        return Pattern((directory / base) if base else directory, name or "*", recursive=True)
+    return Pattern((directory / head) if head else directory, name or "*")
+
+
+@dataclass(frozen=True)
+class WatchPlan:
+    """Exact files and patterns; immutable so the watcher thread can share it safely."""
+
+    files: frozenset[Path] = frozenset()
+    patterns: frozenset[Pattern] = field(default_factory=frozenset)
+
+    def matches(self, path: Path) -> bool:
+        return path in self.files or any(p.matches(path) for p in self.patterns)
+
+    def directories(self) -> frozenset[Path]:
+        dirs = {f.parent for f in self.files if f.parent.is_dir()}
+        for pattern in self.patterns:
+            dirs.update(pattern.directories())
+        return frozenset(dirs)
+
+    def missing_directories(self) -> frozenset[Path]:
+        """Directories the plan would watch once they exist (a template directory not made
+        yet, the folder of an extra file)."""
+        wanted = {f.parent for f in self.files} | {p.directory for p in self.patterns}
+        return frozenset(d for d in wanted if not d.is_dir())

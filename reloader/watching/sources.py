@@ -1,0 +1,156 @@
+"""Where the files to watch come from: imported modules, a failed load, the user, Django.
+
+`Sources` gathers them into a `WatchPlan`. The watcher thread calls `plan()` again whenever
+the process may have grown (more modules imported, Django apps declaring directories), so a
+module first imported inside a view is watched from then on.
+"""
+
+from __future__ import annotations
+
+import functools
+import site
+import sys
+import sysconfig
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+
+from .plan import Pattern, WatchPlan, split_glob
+
+__all__ = ["Sources", "module_file", "third_party_roots"]
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+def module_file(module: ModuleType) -> Path | None:
+    """The file a module was loaded from, if it came from a real file."""
+    spec = getattr(module, "__spec__", None)
+    origin = getattr(spec, "origin", None) if spec is not None else None
+    if not (spec is not None and getattr(spec, "has_location", False) and origin):
+        origin = getattr(module, "__file__", None)
+    if not isinstance(origin, str) or origin.endswith((".pyc", ".pyo")):
+        return None
+    return Path(origin)
+
+
+@functools.cache
+def third_party_roots() -> tuple[Path, ...]:
+    """Directories holding the standard library and installed packages: code the user does not
+    edit by hand, where only the exact imported files are watched."""
+    roots: set[str] = set()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = sysconfig.get_paths().get(key)
+        if path:
+            roots.add(path)
+    roots.update(getattr(site, "getsitepackages", list)())
+    user_site = getattr(site, "getusersitepackages", lambda: None)()
+    if isinstance(user_site, str):
+        roots.add(user_site)
+    # Both spellings: module paths come unresolved from sys.path, but a venv may be a symlink.
+    return tuple({p for r in roots for p in (Path(r).absolute(), Path(r).resolve())})
+
+
+class Sources:
+    """Collects what one process must watch.
+
+    - every file of `sys.modules`;
+    - files named by a failed load (each traceback file, a `SyntaxError`'s file);
+    - the user's extra files and globs;
+    - patterns declared later (Django's `watch_dir()`, `extra_files`);
+    - any `*.py` in a directory of the project's own modules, so that a deleted module coming
+      back, or a module that never imported because it was broken, is noticed.
+    """
+
+    def __init__(self, extra: Iterable[str] = (), cwd: Path | None = None) -> None:
+        self.cwd = (cwd or Path.cwd()).absolute()
+        self._lock = threading.Lock()
+        self._files: set[Path] = set()
+        self._patterns: set[Pattern] = set()
+        self._third_party = third_party_roots()
+        self._module_count = -1
+        self._module_files: frozenset[Path] = frozenset()
+        self.generation = 0
+        """Bumped by every `add_*` so the watcher knows to rebuild its plan."""
+        for entry in extra:
+            self._add_user_entry(entry)
+
+    def _add_user_entry(self, entry: str) -> None:
+        path = Path(entry).expanduser()
+        if not path.is_absolute():
+            path = self.cwd / path
+        if _GLOB_CHARS.isdisjoint(entry):
+            self.add_files([path])
+            return
+        # The part before the first wildcard is the directory to watch from.
+        parts = path.parts
+        first = next(i for i, part in enumerate(parts) if not _GLOB_CHARS.isdisjoint(part))
+        self.add_pattern(Path(*parts[:first]), "/".join(parts[first:]))
+
+    def add_files(self, files: Iterable[Path]) -> None:
+        with self._lock:
+            self._files.update(Path(f).absolute() for f in files)
+            self.generation += 1
+
+    def add_pattern(self, directory: Path, glob: str) -> None:
+        directory = Path(directory)
+        if not directory.is_absolute():
+            directory = self.cwd / directory
+        with self._lock:
+            self._patterns.add(split_glob(directory.absolute(), glob))
+            self.generation += 1
+
+    def add_failure(self, exc: BaseException) -> None:
+        """Watch the files involved in a failed load, and any `*.py` beside them."""
+        files = failure_files(exc)
+        self.add_files(files)
+        for directory in {f.parent for f in files if not self.is_third_party(f)}:
+            self.add_pattern(directory, "*.py")
+
+    def is_third_party(self, path: Path) -> bool:
+        return any(root == path or root in path.parents for root in self._third_party)
+
+    def modules_changed(self) -> bool:
+        """Cheap check, for every tick: were modules imported since the last plan?"""
+        return len(sys.modules) != self._module_count
+
+    def plan(self) -> WatchPlan:
+        module_files = self._scan_modules()
+        project_dirs = {f.parent for f in module_files if not self.is_third_party(f)}
+        with self._lock:
+            files = frozenset(module_files | self._files)
+            patterns = set(self._patterns)
+        patterns.update(Pattern(d, "*.py") for d in project_dirs)
+        return WatchPlan(files, frozenset(patterns))
+
+    def _scan_modules(self) -> frozenset[Path]:
+        count = len(sys.modules)
+        if count != self._module_count:
+            found = set()
+            for module in list(sys.modules.values()):
+                path = module_file(module) if module is not None else None
+                if path is not None:
+                    found.add(path if path.is_absolute() else self.cwd / path)
+            self._module_files = frozenset(found)
+            self._module_count = count
+        return self._module_files
+
+
+def failure_files(exc: BaseException) -> set[Path]:
+    """Every file in the traceback of `exc` and of the exceptions chained to it, plus the file
+    a `SyntaxError` points at (it is not in the traceback)."""
+    files: set[Path] = set()
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, SyntaxError) and current.filename:
+            files.add(Path(current.filename))
+        tb = current.__traceback__
+        while tb is not None:
+            filename = tb.tb_frame.f_code.co_filename
+            if not filename.startswith("<"):
+                files.add(Path(filename))
+            tb = tb.tb_next
+        current = current.__cause__ or current.__context__
+    return {f.absolute() for f in files}

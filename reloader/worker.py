@@ -1,0 +1,87 @@
+"""One serving process: load the application, watch what it depends on, restart on change.
+
+A `Worker` is booted once in each process that serves requests (a gunicorn worker, a mod_wsgi
+daemon process). It never imports the application twice: every recovery, from a fixed bug or
+a changed module alike, is a fresh process, which is also the only way Django can retry
+`apps.populate()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from .integrations.django import DjangoBridge, django_ready
+from .log import make_stdout_line_buffered, make_visible
+from .restarters import Restarter, detect_restarter
+from .serving import ErrorApp, LoadFailure
+from .settings import Options
+from .target import WSGIApp, describe, import_app
+from .watcher import Watcher
+from .watching import ChangeFilter, Sources
+
+__all__ = ["Worker"]
+
+logger = logging.getLogger("reloader")
+
+NAMES_IN_LOG = 5
+"""Changed files named in a log line before '... and N more'."""
+
+
+class Worker:
+    def __init__(self, target: str | WSGIApp, options: Options) -> None:
+        self.target = target
+        self.options = options
+        self.django: DjangoBridge | None = None
+        self.restarter: Restarter | None = None
+
+    def boot(self) -> WSGIApp:
+        """Start watching, then load the target; return what to serve: the application, or an
+        error page while it fails to load."""
+        make_visible()
+        make_stdout_line_buffered()
+        self.restarter = detect_restarter()
+        sources = Sources(self.options.extra_files)
+        accept = ChangeFilter(self.options.ignore, sources.cwd)
+        watcher = Watcher(sources, accept, self.options.polling, self._changed)
+        watcher.start()
+        if not isinstance(self.target, str):
+            return self.target
+        try:
+            app = import_app(self.target)
+        except (Exception, SystemExit) as exc:
+            failure = LoadFailure.capture(self.target, exc)
+            logger.error(failure.log_text())
+            sources.add_failure(exc)
+            return ErrorApp(failure, self.options.show_errors)
+        if django_ready():
+            self.django = DjangoBridge(sources)
+            self.django.start()
+        sources.add_files([])  # the watcher re-plans with everything the import brought
+        return app
+
+    def _changed(self, paths: set[Path]) -> bool:
+        """Called by the watcher thread; True once a restart is under way."""
+        if self.django is not None:
+            handled = {p for p in paths if self.django.handled(p)}
+            if handled:
+                logger.info("refreshed without a restart: %s", _names(handled))
+            paths -= handled
+            if not paths:
+                return False
+        assert self.restarter is not None
+        logger.info("restarting %s %d: changed %s", self.restarter.name, os.getpid(), _names(paths))
+        self.restarter.restart()
+        return True
+
+    def __repr__(self) -> str:
+        return f"<Worker {describe(self.target)} pid={os.getpid()}>"
+
+
+def _names(paths: set[Path]) -> str:
+    cwd = Path.cwd()
+    shown = sorted(str(p.relative_to(cwd)) if cwd in p.parents else str(p) for p in paths)
+    more = len(shown) - NAMES_IN_LOG
+    text = ", ".join(shown[:NAMES_IN_LOG])
+    return f"{text} and {more} more" if more > 0 else text
