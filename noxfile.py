@@ -1,0 +1,53 @@
+"""Test matrix, lint and type checks. `nox -l` lists the sessions.
+
+The Django and gunicorn versions come from pip's resolver within the pins below; each test
+session runs the whole suite with real servers.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+DJANGOS = {"4.2": "django>=4.2,<4.3", "5.2": "django>=5.2,<5.3", "6.0": "django>=6.0,<6.1"}
+GUNICORNS = {"oldest": "gunicorn==22.0.0", "newest": "gunicorn"}
+"""22.0 is the oldest gunicorn we support: the first with the fixes for request smuggling."""
+
+
+def _supported(python: str, django: str) -> bool:
+    # Django 6 needs Python 3.12 or newer.
+    return django != "6.0" or python in ("3.12", "3.13")
+
+
+@nox.session(python=PYTHONS)
+@nox.parametrize("gunicorn", list(GUNICORNS))
+@nox.parametrize("django", list(DJANGOS))
+def tests(session: nox.Session, django: str, gunicorn: str) -> None:
+    """The whole suite over one Python, one Django and one gunicorn."""
+    if not _supported(str(session.python), django):
+        session.skip(f"Django {django} does not run on Python {session.python}")
+    session.install("-e", ".[test]", DJANGOS[django], GUNICORNS[gunicorn])
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python="3.11")
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+    session.run("mypy")
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """Benchmarks against the peers; `nox -s bench -- --quick` for a short run."""
+    session.install("-e", ".[dev]", "mod_wsgi")
+    session.run("python", "-m", "benchmarks", *session.posargs)

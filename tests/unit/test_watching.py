@@ -1,0 +1,88 @@
+"""What counts as a change: plans, patterns and the filter."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from reloader.watching import ChangeFilter, Pattern, Sources, WatchPlan
+from reloader.watching.plan import split_glob
+from reloader.watching.sources import failure_files
+
+
+@pytest.mark.parametrize(
+    ("glob", "expected"),
+    [
+        ("**/*", Pattern(Path("/p"), "*", recursive=True)),
+        ("**/*.mo", Pattern(Path("/p"), "*.mo", recursive=True)),
+        ("config/*.toml", Pattern(Path("/p/config"), "*.toml")),
+        ("templates/**/*.html", Pattern(Path("/p/templates"), "*.html", recursive=True)),
+        ("*.py", Pattern(Path("/p"), "*.py")),
+    ],
+)
+def test_split_glob(glob: str, expected: Pattern) -> None:
+    assert split_glob(Path("/p"), glob) == expected
+
+
+def test_plan_matches_exact_files_and_patterns() -> None:
+    plan = WatchPlan(
+        frozenset({Path("/p/app/views.py")}),
+        frozenset({Pattern(Path("/p/t"), "*.html", recursive=True)}),
+    )
+    assert plan.matches(Path("/p/app/views.py"))
+    assert plan.matches(Path("/p/t/pages/deep/x.html"))
+    assert not plan.matches(Path("/p/app/models.py"))
+    assert not plan.matches(Path("/p/t/x.txt"))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "app/__pycache__/views.cpython-311.pyc",
+        "app/views.pyc",
+        "app/.views.py.swp",
+        "app/views.py~",
+        "app/.#views.py",
+        "app/#views.py#",
+        "app/4913",
+        "app/debug.log",
+        ".git/index",
+    ],
+)
+def test_filter_drops_compiled_files_editor_leftovers_and_logs(tmp_path: Path, name: str) -> None:
+    assert not ChangeFilter(cwd=tmp_path)(tmp_path / name)
+
+
+def test_filter_keeps_sources_and_applies_user_globs(tmp_path: Path) -> None:
+    accept = ChangeFilter(["media/*", "*.generated.py"], cwd=tmp_path)
+    assert accept(tmp_path / "app/views.py")
+    assert not accept(tmp_path / "media/upload.py")
+    assert not accept(tmp_path / "app/schema.generated.py")
+
+
+def test_sources_cover_imported_modules_extras_and_project_python_files(tmp_path: Path) -> None:
+    (tmp_path / "config").mkdir()
+    sources = Sources([".env", "config/*.toml"], cwd=tmp_path)
+    plan = sources.plan()
+    assert Path(__file__).absolute() in plan.files  # this test module is imported
+    assert tmp_path / ".env" in plan.files
+    assert plan.matches(tmp_path / "config" / "db.toml")
+    # A new module beside one of ours counts; beside the standard library it does not.
+    assert plan.matches(Path(__file__).parent / "brand_new_module.py")
+    assert not plan.matches(Path(sys.modules["json"].__file__).parent / "brand_new_module.py")
+
+
+def test_failure_files_include_syntax_error_file_and_traceback(tmp_path: Path) -> None:
+    broken = tmp_path / "broken_mod.py"
+    broken.write_text("x = (\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import broken_mod  # noqa: F401
+    except SyntaxError as exc:
+        files = failure_files(exc)
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert broken in files
+    assert Path(__file__).absolute() in files
