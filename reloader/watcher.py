@@ -65,9 +65,7 @@ class Watcher:
         while not self.stop_flag.is_set():
             # Read before planning: sources added while we plan must still wake the monitor.
             generation = self.sources.generation
-            plan = self._replan()
-            if plan is None:
-                return
+            plan = self.sources.plan()
             directories = plan.directories()
             monitor, reason = choose_monitor(polling_reason is not None, directories)
             if reason and polling_reason is None:
@@ -91,7 +89,13 @@ class Watcher:
         wake = _Wake(self.stop_flag, self.sources, generation)
         missing = plan.missing_directories()
         ticks = 0
+        caught_up = False
         for batch in monitor.watch(directories, wake):
+            # The first yield means the watches are in place: what changed before that, while
+            # no monitor ran or the app was importing, is found by its modification time.
+            if not caught_up and self._catch_up(plan):
+                return True
+            caught_up = True
             if batch and self._dispatch({p for p in batch if self.accept(p) and plan.matches(p)}):
                 return True
             ticks = 0 if batch else ticks + 1
@@ -100,27 +104,24 @@ class Watcher:
                 if any(d.is_dir() for d in missing):
                     return False
             if self.sources.modules_changed():
-                new_plan = self._replan()
-                if new_plan is None:
-                    return True
-                plan = new_plan
+                plan = self.sources.plan()
                 if plan.directories() != directories:
                     return False
+                # Modules imported meanwhile may have been edited before we knew them.
+                if self._catch_up(plan):
+                    return True
         # Woken: stopped, or someone added sources and the outer loop re-plans at once.
         return self.stop_flag.is_set()
 
-    def _replan(self) -> WatchPlan | None:
-        """A fresh plan; None when the callback ended watching because files of the plan were
-        modified since we last looked: files new to the plan (imported meanwhile, maybe
-        edited before we knew them) and changes made while no monitor ran."""
+    def _catch_up(self, plan: WatchPlan) -> bool:
+        """Dispatch the plan's files modified since we last looked; True if watching ended."""
         now_ns = time.time_ns()
-        plan = self.sources.plan()
         since = self._since_ns
-        touched = {f for f in plan.files if self.accept(f) and since < _mtime_ns(f) <= now_ns}
+        touched = {
+            f for f in plan.existing_files() if self.accept(f) and since < _mtime_ns(f) <= now_ns
+        }
         self._since_ns = now_ns - MTIME_SLACK_NS
-        if self._dispatch(touched):
-            return None
-        return plan
+        return self._dispatch(touched)
 
     def _dispatch(self, changes: set[Path]) -> bool:
         if not changes or self.stop_flag.is_set():

@@ -77,6 +77,19 @@ class WatchPlan:
             dirs.update(pattern.directories())
         return frozenset(dirs)
 
+    def existing_files(self) -> Iterator[Path]:
+        """The exact files, and the files the patterns match now."""
+        yield from self.files
+        for pattern in self.patterns:
+            for directory in pattern.directories():
+                try:
+                    with os.scandir(directory) as entries:
+                        names = [e.name for e in entries if e.is_file()]
+                except OSError:
+                    continue  # removed since we listed it
+                for name in fnmatch.filter(names, pattern.glob):
+                    yield directory / name
+
     def missing_directories(self) -> frozenset[Path]:
         """Directories the plan would watch once they exist (a template directory not made
         yet, the folder of an extra file)."""
