@@ -43,12 +43,14 @@ class Watcher:
         self.force_polling = force_polling
         self.on_changes = on_changes
         self.stop_flag = StopFlag()
+        self._start_ns = 0
         self._since_ns = 0
+        self._seen: set[Path] = set()
 
     def start(self) -> None:
         """Start watching. Files that turn up later in the plan and were modified after this
         call count as changed, so an edit made while the app is importing is not lost."""
-        self._since_ns = time.time_ns() - MTIME_SLACK_NS
+        self._start_ns = self._since_ns = time.time_ns() - MTIME_SLACK_NS
         start_thread(self._run)
 
     def stop(self) -> None:
@@ -114,12 +116,16 @@ class Watcher:
         return self.stop_flag.is_set()
 
     def _catch_up(self, plan: WatchPlan) -> bool:
-        """Dispatch the plan's files modified since we last looked; True if watching ended."""
+        """Dispatch the plan's files modified while nothing watched them; True if watching
+        ended. A file we looked at before counts from that look on; a file new to the plan
+        counts from the start, since no monitor may have covered it until now."""
         now_ns = time.time_ns()
-        since = self._since_ns
-        touched = {
-            f for f in plan.existing_files() if self.accept(f) and since < _mtime_ns(f) <= now_ns
-        }
+        touched = set()
+        for path in plan.existing_files():
+            since = self._since_ns if path in self._seen else self._start_ns
+            if self.accept(path) and since < _mtime_ns(path) <= now_ns:
+                touched.add(path)
+            self._seen.add(path)
         self._since_ns = now_ns - MTIME_SLACK_NS
         return self._dispatch(touched)
 
