@@ -76,6 +76,8 @@ class Watcher:
             try:
                 if self._watch(monitor, directories, plan, generation):
                     return
+            except FileNotFoundError:
+                continue  # a directory vanished since we planned: plan again
             except OSError as exc:
                 if isinstance(monitor, PollingMonitor):
                     logger.error("cannot watch files (%s); retrying in %ss", exc, RETRY_SECONDS)
@@ -93,7 +95,7 @@ class Watcher:
         ticks = 0
         caught_up = False
         for batch in monitor.watch(directories, wake):
-            # The first yield means the watches are in place: what changed before that, while
+            # The first yield comes once the watches are in place: what changed before, while
             # no monitor ran or the app was importing, is found by its modification time.
             if not caught_up and self._catch_up(plan):
                 return True

@@ -12,7 +12,7 @@ import logging
 import os
 from pathlib import Path
 
-from .integrations.django import DjangoBridge, django_ready
+from .integrations.django import DjangoBridge, django_ready, load_urlconf
 from .log import make_stdout_line_buffered, make_visible
 from .restarters import Restarter, detect_restarter
 from .serving import ErrorApp, LoadFailure
@@ -50,6 +50,8 @@ class Worker:
             return self.target
         try:
             app = import_app(self.target)
+            if django_ready():
+                load_urlconf()
         except (Exception, SystemExit) as exc:
             failure = LoadFailure.capture(self.target, exc)
             logger.error(failure.log_text())

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..watching.sources import Sources
 
-__all__ = ["DjangoBridge", "django_ready"]
+__all__ = ["DjangoBridge", "django_ready", "load_urlconf"]
 
 logger = logging.getLogger("reloader")
 
@@ -28,6 +28,16 @@ def django_ready() -> bool:
     from django.apps import apps
 
     return bool(apps.ready)
+
+
+def load_urlconf() -> None:
+    """Import the project's URLconf, and with it the views, now rather than on the first
+    request, as runserver's system checks do. A broken views module then fails the load and
+    gets our error page; on a request, Django's own debug page fails on it too (it resolves
+    the URL again) and the client sees a bare 500."""
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018  (the property imports the modules)
 
 
 class _ExtraFiles(MutableSet[Path]):

@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import ClassVar, Protocol
 
-import watchfiles
+from watchfiles._rust_notify import RustNotify
 
 __all__ = ["TICK_MS", "Monitor", "StopSignal", "WatchfilesMonitor"]
 
@@ -23,14 +23,16 @@ class Monitor(Protocol):
     name: str
 
     def watch(self, directories: Collection[Path], stop: StopSignal) -> Iterator[set[Path]]:
-        """Yield sets of changed paths in `directories` (each watched one level deep), and an
-        empty set after every quiet `TICK_MS`. Returns once `stop` is set. Raises `OSError`
-        when the directories cannot be watched this way."""
+        """Yield an empty set once the watches are in place, then sets of changed paths in
+        `directories` (each watched one level deep), and an empty set after every quiet
+        `TICK_MS`. Returns once `stop` is set. Raises `FileNotFoundError` when a directory
+        vanished meanwhile and another `OSError` when they cannot be watched this way."""
         ...
 
 
 class WatchfilesMonitor:
-    """Runs `watchfiles.watch()` without its filter: the watcher filters by its own plan."""
+    """Drives watchfiles' Rust notifier directly: unlike `watchfiles.watch()`, this tells
+    when the watches are in place, so the watcher can look for what changed before."""
 
     name: str
     force_polling: ClassVar[bool]
@@ -43,23 +45,14 @@ class WatchfilesMonitor:
     """Longest wait, in milliseconds, while events keep coming, before a batch is yielded."""
 
     def watch(self, directories: Collection[Path], stop: StopSignal) -> Iterator[set[Path]]:
-        batches = watchfiles.watch(
-            *directories,
-            watch_filter=None,
-            debounce=self.debounce_ms,
-            step=self.step_ms,
-            stop_event=stop,
-            rust_timeout=TICK_MS,
-            yield_on_timeout=True,
-            raise_interrupt=False,
-            force_polling=self.force_polling,
-            poll_delay_ms=self.poll_delay_ms,
-            recursive=False,
-            ignore_permission_denied=True,
-        )
-        try:
-            for batch in batches:
-                yield {Path(path) for _change, path in batch}
-        finally:
-            # Closes the inotify instance now, not when the generator is collected.
-            batches.close()
+        paths = [str(d) for d in directories]
+        with RustNotify(paths, False, self.force_polling, self.poll_delay_ms, False, True) as rust:
+            yield set()
+            while True:
+                result = rust.watch(self.debounce_ms, self.step_ms, TICK_MS, stop)
+                if result == "stop":
+                    return
+                if isinstance(result, str):  # a timeout (or a signal: not ours to handle)
+                    yield set()
+                else:
+                    yield {Path(path) for _change, path in result}
