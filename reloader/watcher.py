@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Collection
 from pathlib import Path
 
+from .bytecode import stale_bytecode
 from .monitors import Monitor, PollingMonitor, choose_monitor
 from .threads import StopFlag, start_thread
 from .watching import ChangeFilter, Sources, WatchPlan
@@ -123,11 +124,16 @@ class Watcher:
         counts from the start, since no monitor may have covered it until now."""
         now_ns = time.time_ns()
         touched = set()
+        new = set()
         for path in plan.existing_files():
             since = self._since_ns if path in self._seen else self._start_ns
             if self.accept(path) and since < _mtime_ns(path) <= now_ns:
                 touched.add(path)
-            self._seen.add(path)
+            if path not in self._seen:
+                new.add(path)
+                self._seen.add(path)
+        # Just imported, perhaps from bytecode compiled before their last save.
+        touched |= {p for p in stale_bytecode(new) if self.accept(p)}
         self._since_ns = now_ns - MTIME_SLACK_NS
         return self._dispatch(touched)
 

@@ -12,6 +12,7 @@ import logging
 import os
 from pathlib import Path
 
+from .bytecode import discard_bytecode
 from .integrations.django import DjangoBridge, django_ready, load_urlconf
 from .log import make_stdout_line_buffered, make_visible
 from .restarters import Restarter, detect_restarter
@@ -73,6 +74,7 @@ class Worker:
             if not paths:
                 return False
         assert self.restarter is not None
+        discard_bytecode(paths)
         logger.info("restarting %s %d: changed %s", self.restarter.name, os.getpid(), _names(paths))
         self.restarter.restart()
         return True
