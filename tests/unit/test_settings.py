@@ -26,7 +26,9 @@ def test_defaults_when_nothing_is_set() -> None:
         ("RELOADER_APP", "mysite.wsgi:app:extra"),
     ],
 )
-def test_bad_environment_value_names_variable_and_accepted_values(variable: str, value: str) -> None:
+def test_bad_environment_value_names_variable_and_accepted_values(
+    variable: str, value: str
+) -> None:
     setting = next(s for s in SETTINGS if s.env == variable)
     with pytest.raises(ConfigError) as info:
         read_options({}, environ={variable: value})

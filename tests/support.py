@@ -1,0 +1,548 @@
+"""Shared harness for end-to-end tests that run real servers (gunicorn, Apache, nginx...).
+
+Everything here is server-agnostic:
+
+* ``free_port()``: a free TCP port on 127.0.0.1.
+* ``wait_until(predicate, ...)``: poll with a deadline; the only way tests synchronise.
+* ``Server``: a process (group) whose stdout+stderr go through a *pipe* into a log file,
+  stopped with SIGTERM, then SIGKILL, and checked to leave nothing behind.
+* ``get()``, ``try_get()``, ``wait_for_body()``: small HTTP client on http.client (no proxy
+  environment variables are honoured, which matters on CI machines).
+* File edits the way editors and tools do them: ``edit``, ``write``, ``atomic_save``,
+  ``save_older``, ``delete``; ``copy_project``; ``write_mo`` (a .mo file without msgfmt).
+* ``/proc`` helpers: ``children``, ``fd_count``, ``thread_names``.
+
+Deadlines are generous (``DEFAULT_TIMEOUT``, override with env RELOADER_TEST_TIMEOUT) since
+the test machines are shared and slow; a passing test never waits for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT = float(os.environ.get("RELOADER_TEST_TIMEOUT", "60"))
+# Time to conclude that something did *not* happen (no restart...). A reload takes well
+# under a second here, so a few seconds of silence is a meaningful negative.
+QUIET_PERIOD = float(os.environ.get("RELOADER_TEST_QUIET", "3"))
+
+ERROR_ID_RE = re.compile(r"\b[0-9a-f]{8}\b")
+
+
+class GiveUp(Exception):
+    """Raised by a wait_until predicate to stop waiting at once (e.g. the server died)."""
+
+
+# --------------------------------------------------------------------------- waiting
+
+
+def wait_until(
+    predicate: Callable[[], T],
+    timeout: float = DEFAULT_TIMEOUT,
+    interval: float = 0.05,
+    message: str | Callable[[], str] = "condition",
+) -> T:
+    """Call ``predicate`` until it returns a truthy value, and return that value.
+
+    Exceptions raised by the predicate count as "not yet"; the last one (or the last falsy
+    value) is quoted in the AssertionError raised at the deadline. ``message`` may be a
+    callable so that expensive context (a server log) is only built on failure.
+    """
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            value = predicate()
+        except GiveUp as exc:
+            text = message() if callable(message) else message
+            raise AssertionError(f"gave up waiting for {text}: {exc}") from None
+        except Exception as exc:
+            last = exc
+        else:
+            if value:
+                return value
+            last = value
+        if time.monotonic() >= deadline:
+            text = message() if callable(message) else message
+            raise AssertionError(
+                f"timed out after {timeout:.0f}s waiting for {text}; last: {last!r}"
+            )
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------- network
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]  # lower-cased names
+    body: str
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+
+def get(url: str, headers: Mapping[str, str] | None = None, timeout: float = 30.0) -> Response:
+    """GET ``url`` on a fresh connection (so requests spread over workers); raise on errors."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        conn.request("GET", target, headers={"Connection": "close", **(headers or {})})
+        resp = conn.getresponse()
+        body = resp.read().decode("utf-8", "replace")
+        return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, body)
+    finally:
+        conn.close()
+
+
+def try_get(
+    url: str, headers: Mapping[str, str] | None = None, timeout: float = 30.0
+) -> Response | None:
+    """Like ``get`` but None on connection errors, for polling a server that is starting."""
+    try:
+        return get(url, headers=headers, timeout=timeout)
+    except (OSError, http.client.HTTPException):
+        return None
+
+
+def wait_for_body(
+    url: str,
+    contains: str,
+    timeout: float = DEFAULT_TIMEOUT,
+    headers: Mapping[str, str] | None = None,
+    status: int | None = None,
+) -> Response:
+    """Poll ``url`` until the body contains ``contains`` (and the status is ``status``)."""
+    seen: list[str] = []
+
+    def check() -> Response | None:
+        resp = try_get(url, headers=headers)
+        if resp is None:
+            return None
+        seen[:] = [f"{resp.status} {resp.body[:300]!r}"]
+        ok = contains in resp.body and (status is None or resp.status == status)
+        return resp if ok else None
+
+    return wait_until(
+        check, timeout, interval=0.1, message=lambda: f"{contains!r} at {url} (last: {seen})"
+    )
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """Fields of /proc/<pid>/stat after the command name (which may contain spaces)."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    return raw.rsplit(")", 1)[1].split()
+
+
+def _live_pids() -> Iterable[tuple[int, list[str]]]:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                fields = _stat_fields(int(entry))
+                if fields[0] != "Z":  # zombies are dead, merely unreaped
+                    yield int(entry), fields
+
+
+def children(pid: int) -> list[int]:
+    """Live direct children of ``pid`` (e.g. a gunicorn arbiter's workers), sorted."""
+    return sorted(p for p, fields in _live_pids() if int(fields[1]) == pid)
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes in process group ``pgid``."""
+    return sorted(p for p, fields in _live_pids() if int(fields[2]) == pgid)
+
+
+def fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def thread_names(pid: int) -> list[str]:
+    """OS-level names (comm) of all threads of ``pid``."""
+    names = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            names.append(Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip())
+    return names
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The current environment minus anything that would change what a server does.
+
+    PYTHONUNBUFFERED is removed because print() reaching a piped stdout is under test;
+    RELOADER_* and DJANGO_SETTINGS_MODULE because each test states its own.
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("RELOADER_", "WATCHFILES_"))
+        and k
+        not in {
+            "PYTHONUNBUFFERED",
+            "PYTHONDONTWRITEBYTECODE",
+            "DJANGO_SETTINGS_MODULE",
+            "PYTHONPATH",
+        }
+    }
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class Server:
+    """A server process started in its own process group, its output piped into a log file.
+
+    Use as a context manager or call ``stop()``; ``stop()`` asserts that no process of the
+    group survives.
+    """
+
+    argv: Sequence[str]
+    log_path: Path
+    env: Mapping[str, str] | None = None
+    cwd: Path | None = None
+    base_url: str = ""
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    _pump: threading.Thread | None = field(default=None, init=False)
+
+    def start(self) -> Server:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # Output goes through a pipe, not straight to the file: servers behave differently
+        # with a pipe (block-buffered stdout) and a pipe is what process managers give them.
+        self.proc = subprocess.Popen(
+            list(self.argv),
+            cwd=self.cwd,
+            env=dict(self.env) if self.env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._pump = threading.Thread(target=self._copy_output, name="log-pump", daemon=True)
+        self._pump.start()
+        return self
+
+    def _copy_output(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        with open(self.log_path, "ab") as log:
+            while chunk := os.read(fd, 65536):
+                log.write(chunk)
+                log.flush()
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "server not started"
+        return self.proc.pid
+
+    def url(self, path: str = "/") -> str:
+        return self.base_url.rstrip("/") + path
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def wait_for_log(self, text: str, timeout: float = DEFAULT_TIMEOUT) -> str:
+        wait_until(
+            lambda: text in self.log(),
+            timeout,
+            interval=0.05,
+            message=lambda: f"{text!r} in the log of {self.argv[:4]}:\n{self.log_tail()}",
+        )
+        return self.log()
+
+    def poll(self) -> int | None:
+        assert self.proc is not None
+        return self.proc.poll()
+
+    def check_alive(self) -> None:
+        """Raise GiveUp if the leader exited, so waits fail fast with the log."""
+        if self.poll() is not None:
+            raise GiveUp(f"server exited with {self.poll()}:\n{self.log_tail()}")
+
+    def wait_exit(self, timeout: float = DEFAULT_TIMEOUT) -> int:
+        """Wait for the leader to exit by itself (e.g. a startup failure); its return code."""
+        wait_until(
+            lambda: self.poll() is not None,
+            timeout,
+            message=lambda: f"{self.argv[:4]} to exit:\n{self.log_tail()}",
+        )
+        assert self.proc is not None and self.proc.returncode is not None
+        return self.proc.returncode
+
+    def stop(self, graceful_timeout: float = 30.0) -> bool:
+        """SIGTERM the group, wait, then SIGKILL; True if SIGTERM sufficed.
+
+        Raises AssertionError if anything of the group is still alive after SIGKILL.
+        """
+        if self.proc is None:
+            return True
+        pgid = self.proc.pid
+        graceful = True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
+        try:
+            wait_until(lambda: self._gone(pgid), graceful_timeout, interval=0.05)
+        except AssertionError:
+            graceful = False
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+            for pid in group_members(pgid):  # a member may have left the group leader's pgid
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(AssertionError):
+                wait_until(lambda: self._gone(pgid), 10, interval=0.05)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+        if self._pump is not None:
+            self._pump.join(timeout=5)
+        survivors = group_members(pgid)
+        assert not survivors, f"processes of {self.argv[:4]} survived SIGKILL: {survivors}"
+        return graceful
+
+    def _gone(self, pgid: int) -> bool:
+        assert self.proc is not None
+        self.proc.poll()  # reap the leader so it does not linger as a zombie
+        return not group_members(pgid)
+
+    def __enter__(self) -> Server:
+        return self.start() if self.proc is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------- files
+
+
+def copy_project(src: Path, dst: Path) -> Path:
+    """Copy a project tree without byte-code or databases left by earlier runs."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.sqlite3"))
+    return dst
+
+
+def _bump_mtime(path: Path, before_ns: int | None) -> None:
+    # Two saves within one timestamp tick look like no change to mtime-based watchers;
+    # a real editor save is never that fast, so make sure the clock visibly moved.
+    if before_ns is not None and path.stat().st_mtime_ns <= before_ns:
+        stamp = before_ns + 10_000_000
+        os.utime(path, ns=(stamp, stamp))
+
+
+def write(path: Path, text: str) -> None:
+    """Rewrite ``path`` in place (same inode), like `echo > file` or most editors' default."""
+    before = path.stat().st_mtime_ns if path.exists() else None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    _bump_mtime(path, before)
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace the single occurrence of ``old`` by ``new`` in place."""
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, f"expected exactly one {old!r} in {path}"
+    write(path, text.replace(old, new))
+
+
+def atomic_save(path: Path, text: str) -> None:
+    """Save like vim/PyCharm/VS Code 'safe write': a temp file renamed over the original."""
+    before = path.stat().st_mtime_ns if path.exists() else None
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    _bump_mtime(path, before)
+
+
+def save_older(path: Path, text: str, age: float = 3600.0) -> None:
+    """Replace the content with a file dated ``age`` seconds *before* the current one.
+
+    That is what `cp -p`, `git checkout` of an older revision, or unpacking an archive do;
+    watchers that only look for a newer mtime miss it.
+    """
+    old_mtime = path.stat().st_mtime
+    atomic_save(path, text)
+    os.utime(path, (old_mtime - age, old_mtime - age))
+
+
+def delete(path: Path) -> None:
+    path.unlink()
+
+
+def write_mo(path: Path, messages: Mapping[str, str]) -> None:
+    """Write a GNU gettext .mo catalogue (UTF-8), so tests do not need msgfmt.
+
+    Layout: header, then tables of (length, offset) for sorted msgids and their msgstrs,
+    then the NUL-terminated strings. The empty msgid carries the charset header.
+    """
+    catalog = {"": "Content-Type: text/plain; charset=UTF-8\n", **messages}
+    keys = sorted(catalog)
+    ids = [k.encode() for k in keys]
+    strs = [catalog[k].encode() for k in keys]
+    n = len(keys)
+    header_size = 7 * 4
+    ids_table = header_size
+    strs_table = ids_table + n * 8
+    data_start = strs_table + n * 8
+    blob = b""
+    id_entries: list[int] = []
+    for raw in ids:
+        id_entries += [len(raw), data_start + len(blob)]
+        blob += raw + b"\0"
+    str_entries: list[int] = []
+    for raw in strs:
+        str_entries += [len(raw), data_start + len(blob)]
+        blob += raw + b"\0"
+    header = struct.pack("<7I", 0x950412DE, 0, n, ids_table, strs_table, 0, 0)
+    out = header + struct.pack(f"<{2 * n}I", *id_entries) + struct.pack(f"<{2 * n}I", *str_entries)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    before = path.stat().st_mtime_ns if path.exists() else None
+    path.write_bytes(out + blob)
+    _bump_mtime(path, before)
+
+
+# --------------------------------------------------------------------------- reloader log
+
+
+def restart_lines(log: str, name: str = "") -> list[str]:
+    """The reloader's restart lines (contract: contain "reloader", "restarting" and the
+    changed file's base name), optionally only those naming ``name``."""
+    return [
+        line
+        for line in log.splitlines()
+        if "reloader" in line and "restarting" in line and name in line
+    ]
+
+
+# --------------------------------------------------------------------------- app answers
+
+PID_RE = re.compile(r"pid=(\d+)")
+
+
+def answer_pid(body: str) -> int:
+    """The worker pid from a test app's answer ("... pid=1234")."""
+    match = PID_RE.search(body)
+    assert match, f"no pid in {body[:200]!r}"
+    return int(match.group(1))
+
+
+def get_many(
+    url: str, count: int, concurrency: int = 8, headers: Mapping[str, str] | None = None
+) -> list[Response]:
+    """``count`` GETs from ``concurrency`` threads; raises if any request fails outright."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        return list(pool.map(lambda _: get(url, headers=headers), range(count)))
+
+
+@dataclass
+class PreforkServer(Server):
+    """A pre-fork server (gunicorn) whose leader is the master and whose children serve."""
+
+    workers: int = 1
+
+    def worker_pids(self) -> list[int]:
+        return children(self.pid)
+
+    def wait_workers(self, timeout: float = DEFAULT_TIMEOUT) -> list[int]:
+        """Wait until exactly ``workers`` workers run; their pids."""
+        return wait_until(
+            lambda: (pids := self.worker_pids()) and len(pids) == self.workers and pids,
+            timeout,
+            message=lambda: (
+                f"{self.workers} workers (have {self.worker_pids()}):\n" + self.log_tail()
+            ),
+        )
+
+    def warm(
+        self,
+        path: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        check: Callable[[Response], object] | None = None,
+    ) -> set[int]:
+        """Send concurrent requests to ``path`` until every worker has answered one.
+
+        Apps import most of their code on the first request (Django's URLconf), and a
+        worker only watches what it imported, so tests that expect every worker to
+        restart warm them all first. ``path`` should answer slowly and with "pid=N".
+        """
+        seen: set[int] = set()
+
+        def all_answered() -> bool:
+            pids = set(self.wait_workers(timeout))
+            for resp in get_many(self.url(path), 2 * self.workers, 2 * self.workers):
+                if check is None:
+                    if resp.status != 200:
+                        raise GiveUp(f"got {resp.status}: {resp.body[:500]}")
+                else:
+                    check(resp)
+                seen.add(answer_pid(resp.body))
+            return pids <= seen
+
+        wait_until(
+            all_answered, timeout, interval=0, message=lambda: f"all workers to answer {path}"
+        )
+        return seen
+
+
+def assert_fresh_everywhere(
+    server: PreforkServer, path: str, marker: str, warm_path: str | None, count: int = 60
+) -> Response:
+    """Wait for the first answer of ``path`` containing ``marker``; from then on no answer
+    may lack it (checked over ``count`` concurrent requests), and every worker, found with
+    ``warm_path`` (if given, it must answer with the marker too), must answer with it too.
+    Returns the first fresh answer."""
+    first = wait_for_body(server.url(path), marker, status=200)
+    for resp in get_many(server.url(path), count):
+        assert resp.status == 200 and marker in resp.body, (
+            f"stale or failed answer after a fresh one: {resp.status} {resp.body[:300]!r}"
+        )
+
+    def fresh(resp: Response) -> None:
+        if resp.status != 200 or marker not in resp.body:
+            raise GiveUp(f"a worker answers stale code: {resp.status} {resp.body[:300]!r}")
+
+    if warm_path is not None:
+        server.warm(warm_path, check=fresh)
+    return first
+
+
+def lines_naming_pid(lines: Iterable[str], pid: int) -> list[str]:
+    pattern = re.compile(rf"\b{pid}\b")
+    return [line for line in lines if pattern.search(line)]

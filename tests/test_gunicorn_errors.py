@@ -1,0 +1,231 @@
+"""gunicorn end-to-end: broken saves keep the server up, show (or hide) the error, and the
+next fixing save brings the application back; bad configuration fails at startup."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import StartGunicorn
+from support import (
+    ERROR_ID_RE,
+    PreforkServer,
+    Response,
+    assert_fresh_everywhere,
+    get,
+    wait_until,
+    write,
+)
+
+pytestmark = pytest.mark.gunicorn
+
+HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+PROXY_HEADERS = {
+    "X-Forwarded-For": "203.0.113.7",
+    "Forwarded": "for=203.0.113.7",
+    "X-Real-IP": "203.0.113.7",
+    "X-Forwarded-Host": "example.com",
+    "X-Forwarded-Proto": "https",
+    "Via": "1.1 proxy.example.com",
+}
+GENERIC_BODY = re.compile(
+    r"Internal Server Error\s+The application failed to load\.\s+"
+    r"Error id: ([0-9a-f]{8}) \(see the server log\)\."
+)
+
+
+@dataclass(frozen=True)
+class BadEdit:
+    """A broken save: ``new`` replaces ``old`` in ``path`` (``new=None``: the file is deleted).
+
+    ``at_load`` errors happen while the target is imported (django.setup()), so the
+    reloader's error page answers; the others happen when Django first imports the URLconf
+    and views at request time, where Django's own DEBUG page answers.
+    """
+
+    path: str
+    old: str
+    new: str | None
+    exception: str
+    message: str
+    at_load: bool
+    in_traceback: bool = True  # whether ``path`` itself appears in the traceback
+
+    def apply(self, project: Path) -> str:
+        target = project / self.path
+        original = target.read_text()
+        if self.new is None:
+            target.unlink()
+        else:
+            assert original.count(self.old) == 1
+            write(target, original.replace(self.old, self.new))
+        return original
+
+
+READY = "        pass\n"
+BAD_EDITS = {
+    "syntax-at-load": BadEdit(
+        "pages/apps.py", "class PagesConfig", "def broken(:\n\n\nclass PagesConfig",
+        "SyntaxError", "apps.py", at_load=True,
+    ),
+    "name-at-load": BadEdit(
+        "pages/apps.py", "class PagesConfig", "undefined_name_xyz\n\n\nclass PagesConfig",
+        "NameError", "undefined_name_xyz", at_load=True,
+    ),
+    "import-at-load": BadEdit(
+        "pages/apps.py", "from django.apps", "import no_such_module_xyz\nfrom django.apps",
+        "ModuleNotFoundError", "no_such_module_xyz", at_load=True,
+    ),
+    "settings": BadEdit(
+        "demo/settings.py", '    "pages",\n', '    "pages",\n    "no_such_app_xyz",\n',
+        "ModuleNotFoundError", "no_such_app_xyz", at_load=True, in_traceback=False,
+    ),
+    "ready": BadEdit(
+        "pages/apps.py", READY, '        raise RuntimeError("ready failed xyz")\n',
+        "RuntimeError", "ready failed xyz", at_load=True,
+    ),
+    "syntax-in-view": BadEdit(
+        "pages/views.py", "def index(", "def broken(:\n\n\ndef index(",
+        "SyntaxError", "views.py", at_load=False,
+    ),
+    "name-in-view": BadEdit(
+        "pages/views.py", "PAGES = [", "undefined_name_xyz\nPAGES = [",
+        "NameError", "undefined_name_xyz", at_load=False,
+    ),
+    "deleted-module": BadEdit(
+        "pages/version.py", "", None, "ModuleNotFoundError", "pages.version", at_load=False,
+    ),
+}  # fmt: skip
+
+
+def wait_for_status(server: PreforkServer, path: str, status: int, **headers: str) -> Response:
+    def check() -> Response | None:
+        server.check_alive()
+        resp = get(server.url(path), headers=headers)
+        return resp if resp.status == status else None
+
+    return wait_until(check, message=lambda: f"{status} at {path}:\n{server.log_tail()}")
+
+
+def assert_details(resp: Response, edit: BadEdit, content_type: str) -> None:
+    assert resp.status == 500
+    assert resp.content_type.startswith(content_type), resp.headers
+    assert edit.exception in resp.body, resp.body[:2000]
+    assert edit.message in resp.body, resp.body[:2000]
+
+
+def assert_recovers(server: PreforkServer, path: str, marker: str, warm_path: str) -> None:
+    """After a fixing save: back to 200 everywhere, and no error answer once one worker
+    answered 200 (all workers see the save at the same moment)."""
+    wait_for_status(server, path, 200)
+    try:
+        assert_fresh_everywhere(server, path, marker, warm_path)
+    except AssertionError as stale:
+        # Tell "late" from "never" before failing.
+        def recovered(resp: Response) -> None:
+            assert resp.status == 200 and marker in resp.body, resp.body[:300]
+
+        wait_until(
+            lambda: server.warm(warm_path, check=recovered, timeout=5),
+            message=lambda: f"every worker to recover:\n{server.log_tail()}",
+        )
+        raise AssertionError(
+            f"recovered, but an error answer followed a fresh one: {stale}"
+        ) from stale
+
+
+@pytest.mark.parametrize("worker", ["sync", "gthread"])
+@pytest.mark.parametrize("case", BAD_EDITS)
+def test_bad_save_keeps_server_up_and_next_save_fixes_it(
+    demo_server: StartGunicorn, demo_project: Path, worker: str, case: str
+) -> None:
+    edit = BAD_EDITS[case]
+    server = demo_server(worker)
+    original = edit.apply(demo_project)
+
+    broken = wait_for_status(server, "/version/", 500, **HTML)
+    # Details are checked after recovery, so one run tells about both.
+    details_problem = None
+    try:
+        assert_details(broken, edit, "text/html")
+        if edit.at_load:
+            error_id = broken.headers.get("x-reloader-error-id", "")
+            assert ERROR_ID_RE.fullmatch(error_id), broken.headers
+            if edit.in_traceback:
+                assert Path(edit.path).name in broken.body
+            assert_details(get(server.url("/version/")), edit, "text/plain")
+    except AssertionError as exc:
+        details_problem = exc
+    # Still serving, from the expected number of workers.
+    assert server.poll() is None
+    assert len(server.wait_workers()) == server.workers
+
+    write(demo_project / edit.path, original.replace('"v1"', '"v2"'))
+    fresh = "v2 pid=" if edit.path.endswith("version.py") else "v1 pid="
+    assert_recovers(server, "/version/", fresh, "/slow/?s=0.3")
+    if details_problem is not None:
+        raise AssertionError(f"the 500 page lacks details: {details_problem}")
+
+
+PLAIN_ERROR = BadEdit(
+    "plainversion.py", 'VERSION = "v1"', 'VERSION = "v1"\ndef broken(:\n',
+    "SyntaxError", "plainversion.py", at_load=True,
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("show_errors", [None, "1", "0"])
+def test_error_details_only_where_allowed(
+    plain_server: StartGunicorn, plain_project: Path, show_errors: str | None
+) -> None:
+    """The app is broken from the start; who sees the traceback depends on the client."""
+    original = PLAIN_ERROR.apply(plain_project)
+    env = {} if show_errors is None else {"RELOADER_SHOW_ERRORS": show_errors}
+    server = plain_server("gthread", env=env, warm=False)
+
+    loopback_sees = show_errors != "0"
+    proxied_sees = show_errors == "1"
+    cases = [({}, loopback_sees, "text/plain"), (HTML, loopback_sees, "text/html")]
+    cases += [({name: value}, proxied_sees, "text/plain") for name, value in PROXY_HEADERS.items()]
+    for headers, details, content_type in cases:
+        resp = get(server.url("/"), headers=headers)
+        error_id = resp.headers.get("x-reloader-error-id", "")
+        assert resp.status == 500, (headers, resp)
+        assert ERROR_ID_RE.fullmatch(error_id), (headers, resp.headers)
+        if details:
+            assert_details(resp, PLAIN_ERROR, content_type)
+        else:
+            assert resp.content_type.startswith("text/plain"), (headers, resp.headers)
+            match = GENERIC_BODY.search(resp.body)
+            assert match and match.group(1) == error_id, (headers, resp.body)
+            for secret in ("SyntaxError", "plainversion", "Traceback", str(plain_project)):
+                assert secret not in resp.body, (headers, resp.body)
+        # The id leads from the page to the full traceback in the server log.
+        server.wait_for_log(error_id)
+        logged = [line for line in server.log().splitlines() if error_id in line]
+        assert logged, error_id
+    assert "SyntaxError" in server.log()
+
+    write(plain_project / PLAIN_ERROR.path, original.replace('"v1"', '"v2"'))
+    assert_recovers(server, "/", "v2 pid=", "/slow?s=0.3")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "accepted"),
+    [
+        ("RELOADER_ENABLED", "maybe", ["true", "false"]),
+        ("RELOADER_SHOW_ERRORS", "perhaps", ["auto", "true", "false"]),
+        ("RELOADER_POLLING", "sometimes", ["true", "false"]),
+    ],
+)
+def test_bad_environment_value_fails_startup(
+    demo_server: StartGunicorn, variable: str, value: str, accepted: list[str]
+) -> None:
+    server = demo_server("sync", env={variable: value}, warm=False, ready=None)
+    assert server.wait_exit() != 0
+    log = server.log()
+    assert variable in log
+    assert value in log
+    for word in accepted:
+        assert word in log.lower(), f"accepted value {word!r} not named:\n{log}"

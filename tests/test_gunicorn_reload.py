@@ -1,0 +1,241 @@
+"""gunicorn end-to-end: which saves reload, which do not, and that reloads reach every worker."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import (
+    DEMO_WARM,
+    GUNICORN_CONF,
+    PLAIN_WARM,
+    StartGunicorn,
+)
+from support import (
+    QUIET_PERIOD,
+    PreforkServer,
+    assert_fresh_everywhere,
+    atomic_save,
+    fd_count,
+    get,
+    lines_naming_pid,
+    restart_lines,
+    save_older,
+    wait_until,
+    write,
+)
+
+pytestmark = pytest.mark.gunicorn
+
+WORKERS = ["sync", "gthread"]
+SAVES: dict[str, Callable[[Path, str], None]] = {
+    "write": write,
+    "atomic": atomic_save,
+    "older-copy": save_older,
+}
+
+
+def version_source(version: str) -> str:
+    return f'VERSION = "{version}"\n'
+
+
+def assert_one_restart_per_worker(server: PreforkServer, old_pids: list[int], name: str) -> None:
+    """Each old worker logged exactly one restart naming ``name``, and nothing else did."""
+    lines = restart_lines(server.log(), name)
+    for pid in old_pids:
+        assert len(lines_naming_pid(lines, pid)) == 1, (
+            f"worker {pid} should log one restart for {name}:\n" + "\n".join(lines)
+        )
+    assert len(lines) == len(old_pids), "\n".join(lines)
+
+
+def wait_restart_for(server: PreforkServer, name: str) -> None:
+    wait_until(
+        lambda: restart_lines(server.log(), name),
+        message=lambda: f"a restart for {name}:\n{server.log_tail()}",
+    )
+
+
+def wait_all_replaced(server: PreforkServer, old_pids: list[int]) -> list[int]:
+    return wait_until(
+        lambda: (pids := server.wait_workers()) and not set(pids) & set(old_pids) and pids,
+        message=lambda: f"workers {old_pids} to be replaced:\n{server.log_tail()}",
+    )
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+@pytest.mark.parametrize("save", SAVES)
+def test_save_reloads_every_worker(
+    demo_server: StartGunicorn, demo_project: Path, worker: str, save: str
+) -> None:
+    server = demo_server(worker)
+    old_pids = server.worker_pids()
+    SAVES[save](demo_project / "pages" / "version.py", version_source("v2"))
+
+    first = assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+    assert first.content_type.startswith("text/plain")
+    assert not set(server.worker_pids()) & set(old_pids)
+    assert_one_restart_per_worker(server, old_pids, "version.py")
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_unrelated_writes_do_not_restart(
+    demo_server: StartGunicorn, demo_project: Path, worker: str
+) -> None:
+    server = demo_server(worker)
+    pids = server.worker_pids()
+    pages = demo_project / "pages"
+
+    # What editors, Python and apps write next to the code while a developer works.
+    for pyc in (pages / "__pycache__").glob("*.pyc"):
+        pyc.write_bytes(pyc.read_bytes())
+    (pages / "__pycache__").mkdir(exist_ok=True)
+    (pages / "__pycache__" / "extra.cpython-311.pyc").write_bytes(b"\0" * 16)
+    (pages / ".views.py.swp").write_bytes(b"vim swap")
+    (pages / "views.py~").write_text("backup")
+    (pages / ".#views.py").symlink_to("user@host.1234:1700000000")  # emacs lock: a dangling link
+    (pages / "4913").write_text("")  # vim's probe file when checking a directory is writable
+    (demo_project / "notes.txt").write_text("todo")
+    for log in (demo_project / "debug.log", pages / "app.log"):
+        with open(log, "a") as fh:
+            for i in range(50):
+                fh.write(f"line {i}\n")
+                fh.flush()
+
+    with pytest.raises(AssertionError):
+        wait_until(lambda: restart_lines(server.log()), timeout=QUIET_PERIOD)
+    assert server.worker_pids() == pids
+    assert get(server.url("/version/")).body.startswith("v1 pid=")
+
+    # The watcher was alive all along: a real change still restarts.
+    write(pages / "version.py", version_source("v2"))
+    assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+    assert restart_lines(server.log(), "version.py")
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_burst_of_saves_restarts_each_worker_once(
+    demo_server: StartGunicorn, demo_project: Path, worker: str
+) -> None:
+    # 200 imported modules, as a formatter run or a `git checkout` rewrites them all.
+    bulk = demo_project / "pages" / "bulk"
+    bulk.mkdir()
+    names = [f"m{i:03d}" for i in range(200)]
+    (bulk / "__init__.py").write_text("".join(f"from . import {n}  # noqa\n" for n in names))
+    for name in names:
+        (bulk / f"{name}.py").write_text("X = 1\n")
+    views = demo_project / "pages" / "views.py"
+    write(views, "from . import bulk  # noqa: F401\n" + views.read_text())
+
+    server = demo_server(worker)
+    old_pids = server.worker_pids()
+    write(demo_project / "pages" / "version.py", version_source("v2"))
+    for name in names:
+        write(bulk / f"{name}.py", "X = 2\n")
+
+    assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+    # Late events of the burst must not restart the fresh workers once more.
+    with pytest.raises(AssertionError):
+        wait_until(lambda: len(restart_lines(server.log())) > len(old_pids), timeout=QUIET_PERIOD)
+    lines = restart_lines(server.log())
+    for pid in old_pids:
+        assert len(lines_naming_pid(lines, pid)) == 1, "\n".join(lines)
+    assert len(lines) == len(old_pids), "\n".join(lines)
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_lazily_imported_module_is_watched(
+    demo_server: StartGunicorn, demo_project: Path, worker: str
+) -> None:
+    server = demo_server(worker)
+    for _ in range(8):  # spread the first import of pages.lazy over the workers
+        assert get(server.url("/lazy/")).body == "lazy-v1"
+
+    write(demo_project / "pages" / "lazy.py", 'LAZY = "lazy-v2"\n')
+    assert_fresh_everywhere(server, "/lazy/", "lazy-v2", None)
+    assert restart_lines(server.log(), "lazy.py")
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_extra_files_and_ignore(
+    demo_server: StartGunicorn, demo_project: Path, worker: str
+) -> None:
+    (demo_project / ".env").write_text("DEBUG=1\n")
+    config = demo_project / "config"
+    config.mkdir()
+    (config / "app.toml").write_text("a = 1\n")
+    (config / "local.toml").write_text("b = 1\n")
+    server = demo_server(
+        worker,
+        env={
+            "RELOADER_EXTRA_FILES": os.pathsep.join([".env", "config/*.toml"]),
+            "RELOADER_IGNORE": os.pathsep.join(["*local.toml", "*version.py"]),
+        },
+    )
+    pids = server.worker_pids()
+
+    # Ignored: a file matched by the extra glob, and an imported module.
+    write(config / "local.toml", "b = 2\n")
+    write(demo_project / "pages" / "version.py", version_source("v2"))
+    with pytest.raises(AssertionError):
+        wait_until(lambda: restart_lines(server.log()), timeout=QUIET_PERIOD)
+    assert server.worker_pids() == pids
+    assert get(server.url("/version/")).body.startswith("v1 pid=")
+
+    for changed in (demo_project / ".env", config / "app.toml"):
+        write(changed, changed.read_text() + "# changed\n")
+        wait_restart_for(server, changed.name)
+        pids = wait_all_replaced(server, pids)
+        # Like a developer who looks at the page before the next save.
+        server.warm(DEMO_WARM)
+    # Fresh workers import the version.py saved while it was ignored.
+    assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_preload_still_reloads(demo_server: StartGunicorn, demo_project: Path, worker: str) -> None:
+    server = demo_server(worker, "--preload")
+    write(demo_project / "pages" / "version.py", version_source("v2"))
+    assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+
+
+@pytest.mark.parametrize("worker", [*WORKERS, "gevent"])
+def test_plain_wsgi_app_through_wrap(
+    plain_server: StartGunicorn, plain_project: Path, worker: str
+) -> None:
+    server = plain_server(worker)
+    assert get(server.url("/")).body.startswith("v1 pid=")
+    old_pids = server.worker_pids()
+    write(plain_project / "plainversion.py", version_source("v2"))
+    assert_fresh_everywhere(server, "/", "v2 pid=", PLAIN_WARM)
+    assert_one_restart_per_worker(server, old_pids, "plainversion.py")
+
+
+def test_shipped_gunicorn_config(gunicorn: StartGunicorn, demo_project: Path) -> None:
+    """deploy_examples/gunicorn/gunicorn.conf.py as shipped; only bind and chdir change."""
+    server = gunicorn("-c", str(GUNICORN_CONF), cwd=demo_project, warm=DEMO_WARM)
+    assert len(server.worker_pids()) == 4
+    assert '"GET /version/' not in server.log()
+    assert get(server.url("/version/")).body.startswith("v1 pid=")
+    server.wait_for_log('"GET /version/')  # access log on stdout
+    write(demo_project / "pages" / "version.py", version_source("v2"))
+    assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+
+
+def test_many_reloads_leak_nothing(plain_server: StartGunicorn, plain_project: Path) -> None:
+    server = plain_server("gthread")
+    version = plain_project / "plainversion.py"
+
+    def reload(n: int) -> None:
+        write(version, version_source(f"v{n}"))
+        wait_until(lambda: get(server.url("/")).body.startswith(f"v{n} pid="))
+
+    reload(2)
+    arbiter_fds = fd_count(server.pid)
+    for n in range(3, 23):
+        reload(n)
+    assert len(server.wait_workers()) == server.workers
+    assert fd_count(server.pid) <= arbiter_fds + 2, "the arbiter leaks descriptors per reload"
+    assert server.poll() is None

@@ -1,0 +1,165 @@
+"""gunicorn end-to-end: what serving feels like while reloading (no lost requests, in-flight
+requests finish, print() shows up), Django's no-restart reloads, and the off switch."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import DEMO_WARM, StartGunicorn
+from support import (
+    QUIET_PERIOD,
+    Response,
+    assert_fresh_everywhere,
+    get,
+    get_many,
+    restart_lines,
+    thread_names,
+    wait_for_body,
+    wait_until,
+    write,
+    write_mo,
+)
+
+pytestmark = pytest.mark.gunicorn
+
+WORKERS = ["sync", "gthread"]
+
+
+def save_version(project: Path, version: str) -> None:
+    write(project / "pages" / "version.py", f'VERSION = "{version}"\n')
+
+
+def assert_no_restart_for(seconds: float, server_log: object) -> None:
+    with pytest.raises(AssertionError):
+        wait_until(lambda: restart_lines(server_log()), timeout=seconds)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("worker", [*WORKERS, "gevent"])
+def test_no_request_lost_across_reloads(
+    demo_server: StartGunicorn, demo_project: Path, worker: str
+) -> None:
+    server = demo_server(worker)
+    stop = threading.Event()
+    results: list[tuple[int, str]] = []
+    failures: list[str] = []
+
+    def client() -> None:
+        # Bounded: at most 2000 requests per client even if the main thread hangs.
+        for _ in range(2000):
+            if stop.is_set():
+                return
+            try:
+                resp = get(server.url("/version/"), timeout=30)
+                results.append((resp.status, resp.body))
+            except Exception as exc:
+                failures.append(repr(exc))
+
+    clients = [threading.Thread(target=client) for _ in range(3)]
+    for thread in clients:
+        thread.start()
+    try:
+        for n in range(2, 5):
+            save_version(demo_project, f"v{n}")
+            wait_for_body(server.url("/version/"), f"v{n} pid=", status=200)
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join(timeout=60)
+    assert not failures, failures[:5]
+    bad = [(status, body[:200]) for status, body in results if status != 200]
+    assert not bad, bad[:5]
+    assert len(results) > 30, "the clients barely ran; the test proves nothing"
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_in_flight_request_completes(
+    demo_server: StartGunicorn, demo_project: Path, worker: str
+) -> None:
+    server = demo_server(worker)
+    before = server.log().count("slow: started")
+    with ThreadPoolExecutor(1) as pool:
+        pending: Future[Response] = pool.submit(get, server.url("/slow/?s=3"), None, 60)
+        wait_until(lambda: server.log().count("slow: started") > before)
+        save_version(demo_project, "v2")
+        # The reload happens while the request sleeps in the view.
+        wait_until(lambda: restart_lines(server.log(), "version.py"))
+        resp = pending.result(timeout=60)
+    assert resp.status == 200
+    assert resp.body.startswith("slept 3.0 v1 pid=")
+    assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_print_reaches_piped_stdout_promptly(demo_server: StartGunicorn, worker: str) -> None:
+    server = demo_server(worker, warm=False)
+    assert "PYTHONUNBUFFERED" not in (server.env or {})
+    token = uuid.uuid4().hex
+    assert get(server.url(f"/print/?t={token}")).body == "ok"
+    wait_until(
+        lambda: f"PRINT-MARKER {token}" in server.log(),
+        timeout=10,
+        message="print() output in the server's piped stdout",
+    )
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_template_edit_served_without_restart(
+    demo_server: StartGunicorn, demo_project: Path, worker: str
+) -> None:
+    server = demo_server(worker)
+    pids = server.worker_pids()
+    for resp in get_many(server.url("/hello/"), 16):  # fill the cached template loaders
+        assert "HELLO-MARKER template-v1" in resp.body
+
+    template = demo_project / "pages" / "templates" / "pages" / "hello.html"
+    write(template, template.read_text().replace("template-v1", "template-v2"))
+    assert_fresh_everywhere(server, "/hello/", "HELLO-MARKER template-v2", None)
+    assert server.worker_pids() == pids, "template edits must not restart workers"
+    assert not restart_lines(server.log())
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_translation_file_served_without_restart(
+    demo_server: StartGunicorn, demo_project: Path, worker: str
+) -> None:
+    server = demo_server(worker)
+    pids = server.worker_pids()
+    for resp in get_many(server.url("/translate/"), 16):
+        assert resp.body == "Hello from the demo"
+
+    mo = demo_project / "locale" / "fr" / "LC_MESSAGES" / "django.mo"
+    for text in ("Bonjour 1", "Bonjour 2"):  # a new catalogue, then a changed one
+        write_mo(mo, {"Hello from the demo": text})
+        assert_fresh_everywhere(server, "/translate/", text, None)
+    assert server.worker_pids() == pids, ".mo changes must not restart workers"
+    assert not restart_lines(server.log())
+
+
+def test_disabled_reloader_neither_reloads_nor_watches(
+    gunicorn: StartGunicorn, demo_project: Path
+) -> None:
+    """RELOADER_ENABLED=0 runs the app as if unwrapped: same threads as a bare run."""
+    common = ("-k", "sync", "-w", "1")
+    env = {"DJANGO_SETTINGS_MODULE": "demo.settings"}
+    bare = gunicorn(*common, "demo.wsgi:application", cwd=demo_project, env=env, warm=DEMO_WARM)
+    off = gunicorn(
+        *common, "reloader.wsgi:application", cwd=demo_project, warm=DEMO_WARM,
+        env={**env, "RELOADER_APP": "demo.wsgi:application", "RELOADER_ENABLED": "0"},
+    )  # fmt: skip
+    for server in (bare, off):
+        for path in ("/version/", "/hello/", "/translate/", "/lazy/"):
+            assert get(server.url(path)).status == 200
+    (bare_worker,), (off_worker,) = bare.worker_pids(), off.worker_pids()
+    assert sorted(thread_names(off_worker)) == sorted(thread_names(bare_worker))
+    assert not any("reload" in name.lower() for name in thread_names(off_worker))
+
+    save_version(demo_project, "v2")
+    time.sleep(0)  # nothing to wait for: the negative is checked over QUIET_PERIOD below
+    assert_no_restart_for(QUIET_PERIOD, off.log)
+    assert off.worker_pids() == [off_worker]
+    assert get(off.url("/version/")).body == f"v1 pid={off_worker}"
