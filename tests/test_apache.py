@@ -1,0 +1,291 @@
+"""Apache + mod_wsgi end-to-end: deploy_examples/apache as shipped (only ports and paths
+substituted), run by Debian's apache2 under deploy_examples/apache/standalone.conf.
+
+The vhost runs 2 daemon processes x 4 threads. Everything mod_wsgi says (print() output,
+tracebacks, daemon starts and stops) goes to the error log, which ``server.log()`` includes.
+"""
+
+from __future__ import annotations
+
+import pwd
+import re
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import DEMO_SRC, DEMO_WARM
+from servers import APACHE_EXAMPLE, ApacheServer, Launcher, demo_vhost, run_user_group
+from support import (
+    ERROR_ID_RE,
+    QUIET_PERIOD,
+    GiveUp,
+    Response,
+    assert_fresh_everywhere,
+    edit,
+    free_port,
+    get,
+    get_many,
+    lines_naming_pid,
+    restart_lines,
+    thread_names,
+    wait_for_body,
+    wait_until,
+    write,
+)
+
+# mod_wsgi's default shutdown-timeout: how long a daemon process told to stop waits for its
+# requests (and its threads) before it is killed.
+SHUTDOWN_TIMEOUT = 5.0
+BROKEN = "ready-broken-on-purpose"
+
+
+@dataclass
+class Site:
+    server: ApacheServer
+    project: Path  # the demo project copy, edited by the tests
+    wsgi_dir: Path  # the copy of deploy_examples/apache holding dev.wsgi
+
+    def url(self, path: str) -> str:
+        return self.server.url(path)
+
+
+StartSite = Callable[..., Site]
+
+
+@pytest.fixture
+def launch() -> Iterator[Launcher]:
+    with Launcher() as launcher:
+        yield launcher
+
+
+@pytest.fixture
+def apache_site(launch: Launcher) -> StartSite:
+    """``start(embedded=False, script_suffix="", ready=..., warm=True)``: Apache serving a copy
+    of the demo project through a copy of the shipped vhost and dev.wsgi.
+
+    ``script_suffix`` is appended to dev.wsgi (to make the script itself fail); ``warm``
+    makes every daemon process serve a request, so that each has imported the views.
+    """
+
+    def start(
+        *,
+        embedded: bool = False,
+        script_suffix: str = "",
+        ready: str | None = "/version/",
+        warm: bool = True,
+    ) -> Site:
+        project = launch.copy(DEMO_SRC)
+        wsgi_dir = launch.copy(APACHE_EXAMPLE)
+        if script_suffix:
+            script = wsgi_dir / "dev.wsgi"
+            script.write_text(script.read_text() + script_suffix)
+        port = free_port()
+        vhost = demo_vhost(project, wsgi_dir, port, embedded=embedded)
+        server = launch.apache(vhost, port, ready=ready)
+        if warm and not embedded:
+            server.warm(DEMO_WARM)
+        return Site(server, project, wsgi_dir)
+
+    return start
+
+
+def version_source(version: str) -> str:
+    return f'VERSION = "{version}"\n'
+
+
+def break_app(project: Path) -> None:
+    """Make django.setup() fail, i.e. the import of the target itself (not a view)."""
+    edit(project / "pages" / "apps.py", "        pass", f'        raise RuntimeError("{BROKEN}")')
+
+
+def fix_app(project: Path) -> None:
+    edit(project / "pages" / "apps.py", f'        raise RuntimeError("{BROKEN}")', "        pass")
+
+
+def error_id(resp: Response) -> str:
+    header = resp.headers.get("x-reloader-error-id", "")
+    assert ERROR_ID_RE.fullmatch(header), f"no X-Reloader-Error-Id header: {resp.headers}"
+    return header
+
+
+def uid_of(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^Uid:\s+(\d+)", status, re.M)[1])  # type: ignore[index]
+
+
+def test_save_restarts_every_daemon_process_gracefully(apache_site: StartSite) -> None:
+    site = apache_site()
+    server = site.server
+    old_pids = server.worker_pids()
+    assert len(old_pids) == 2
+    # Never root, even when the tests are: Apache's User (www-data) or ourselves.
+    expected_uid = pwd.getpwnam(run_user_group()[0]).pw_uid
+    assert {uid_of(pid) for pid in old_pids} == {expected_uid}
+
+    started = server.log().count("slow: started pid=")  # the warm-up's slow requests
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(get, site.url("/slow/?s=3"))
+        wait_until(
+            lambda: server.log().count("slow: started pid=") > started,
+            message=lambda: f"/slow/ to start:\n{server.log_tail()}",
+        )
+        saved = time.monotonic()
+        write(site.project / "pages" / "version.py", version_source("v2"))
+        wait_for_body(site.url("/version/"), "v2 pid=", status=200)
+        save_to_fresh = time.monotonic() - saved
+        # The request running when its process was told to restart finishes, with old code.
+        in_flight = slow.result()
+    assert in_flight.status == 200, in_flight.body[:2000]
+    assert in_flight.body.startswith("slept 3.0 v1 pid="), in_flight.body
+
+    # From the first fresh answer on, nothing stale: the old processes took no new request.
+    assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+    assert not set(server.worker_pids()) & set(old_pids)
+    lines = restart_lines(server.log(), "version.py")
+    for pid in old_pids:
+        assert len(lines_naming_pid(lines, pid)) == 1, "\n".join(lines)
+
+    # Our watcher thread must not hold a process up until mod_wsgi gives up on it.
+    assert "Shutdown timeout expired" not in server.log()
+    assert save_to_fresh < SHUTDOWN_TIMEOUT, f"reload took {save_to_fresh:.1f}s"
+
+
+def test_broken_import_shows_details_locally_and_recovers(apache_site: StartSite) -> None:
+    site = apache_site()
+    break_app(site.project)
+
+    html = wait_for_body(site.url("/version/"), BROKEN, status=500, headers={"Accept": "text/html"})
+    assert html.content_type.startswith("text/html")
+    assert "RuntimeError" in html.body and "apps.py" in html.body
+    error_id(html)
+    # Every daemon process fails the same way, in plain text for non-browser clients.
+    for resp in get_many(site.url("/version/"), 16):
+        assert resp.status == 500 and BROKEN in resp.body, resp.body[:500]
+        assert resp.content_type.startswith("text/plain")
+        error_id(resp)
+
+    fix_app(site.project)
+    assert_fresh_everywhere(site.server, "/version/", "v1 pid=", DEMO_WARM)
+
+
+def test_print_goes_to_the_error_log(apache_site: StartSite) -> None:
+    site = apache_site(warm=False)
+    token = f"t{time.monotonic_ns()}"
+    assert get(site.url(f"/print/?t={token}")).body == "ok"
+    log = site.server.wait_for_log(f"PRINT-MARKER {token}", timeout=10)
+    line = next(line for line in log.splitlines() if token in line)
+    assert "[wsgi:error]" in line, line  # mod_wsgi's prefix for the process's stdout
+
+
+def test_template_edit_needs_no_restart(apache_site: StartSite) -> None:
+    site = apache_site()
+    server = site.server
+    pids = server.worker_pids()
+    server.warm("/hello/")  # each process renders, so has the template cached
+    template = site.project / "pages" / "templates" / "pages" / "hello.html"
+    edit(template, "template-v1", "template-v2")
+
+    def fresh(resp: Response) -> None:
+        if resp.status != 200 or "template-v2" not in resp.body:
+            raise GiveUp(f"stale template: {resp.status} {resp.body[:300]!r}")
+
+    wait_for_body(site.url("/hello/"), "template-v2", status=200)
+    assert server.warm("/hello/", check=fresh) == set(pids)
+    assert server.worker_pids() == pids
+    assert not restart_lines(server.log()), server.log_tail()
+
+
+def test_embedded_mode_warns_once_and_serves_without_reloading(
+    apache_site: StartSite,
+) -> None:
+    site = apache_site(embedded=True)
+    server = site.server
+    assert server.worker_pids() == [], "no daemon processes expected in embedded mode"
+    first = get(site.url("/version/"))
+    assert first.status == 200 and first.body.startswith("v1 pid="), first.body[:500]
+
+    warnings = [
+        line
+        for line in server.wait_for_log("embedded mode").splitlines()
+        if "embedded mode" in line and "WSGIDaemonProcess" in line
+    ]
+    assert warnings, server.log_tail()
+    by_pid: dict[str, int] = {}
+    for line in warnings:
+        pid = re.search(r"\[pid (\d+)", line)
+        assert pid, line
+        by_pid[pid[1]] = by_pid.get(pid[1], 0) + 1
+    assert all(count == 1 for count in by_pid.values()), "\n".join(warnings)
+
+    write(site.project / "pages" / "version.py", version_source("v2"))
+    with pytest.raises(AssertionError):
+        wait_until(lambda: "v2" in get(site.url("/version/")).body, timeout=QUIET_PERIOD)
+    assert not restart_lines(server.log())
+
+
+# Appended to the shipped dev.wsgi: the script raises after wrap() while FAIL exists next
+# to it. mod_wsgi then answers 500 and runs the whole script again on the next request.
+FAILING_SCRIPT_SUFFIX = """
+from pathlib import Path
+
+if Path(__file__).with_name("FAIL").exists():
+    raise RuntimeError("dev.wsgi fails after wrap() on purpose")
+"""
+# mod_wsgi 5+ logs "[pid P:tid T] ... WSGI0109: Unable to execute Python script file";
+# older ones "mod_wsgi (pid=P): Failed to exec Python script file".
+SCRIPT_FAILURE = re.compile(
+    r"\[pid (\d+):tid \d+\].*(?:Unable to execute|Failed to exec) Python script file"
+)
+
+
+def settled_thread_count(pid: int) -> int:
+    """The number of threads of ``pid`` once it stops changing (a watcher starts async)."""
+    counts: list[int] = []
+
+    def stable() -> bool:
+        counts.append(len(thread_names(pid)))
+        return len(counts) >= 3 and counts[-1] == counts[-2] == counts[-3]
+
+    wait_until(stable, timeout=15, interval=0.3, message=lambda: f"threads of {pid}: {counts}")
+    return counts[-1]
+
+
+def test_rerun_of_a_failing_script_starts_no_second_watcher(apache_site: StartSite) -> None:
+    site = apache_site(script_suffix=FAILING_SCRIPT_SUFFIX, ready=None, warm=False)
+    (site.wsgi_dir / "FAIL").write_text("")
+    server = site.server
+    wait_until(lambda: len(server.worker_pids()) == 2, message=server.log_tail)
+    seen: dict[int, tuple[int, int]] = {}  # pid -> (runs, threads) when first seen failing
+
+    def failures() -> dict[int, int]:
+        pids = [int(pid) for pid in SCRIPT_FAILURE.findall(server.log())]
+        return {pid: pids.count(pid) for pid in set(pids)}
+
+    def rerun_twice_more() -> int | None:
+        resp = get(site.url("/version/"))
+        if resp.status != 500:
+            raise GiveUp(f"expected mod_wsgi's 500, got {resp.status}: {resp.body[:500]}")
+        for pid, runs in failures().items():
+            if pid not in seen:
+                seen[pid] = (runs, settled_thread_count(pid))
+            elif runs >= seen[pid][0] + 2:
+                return pid
+        return None
+
+    pid = wait_until(rerun_twice_more, interval=0, message=server.log_tail)
+    threads = seen[pid][1]
+    assert settled_thread_count(pid) == threads, "a re-run of the script added threads"
+
+    # The script succeeds from now on: the one watcher started by the first run still works.
+    (site.wsgi_dir / "FAIL").unlink()
+    server.warm(DEMO_WARM)
+    assert settled_thread_count(pid) == threads
+    old_pids = server.worker_pids()
+    write(site.project / "pages" / "version.py", version_source("v2"))
+    assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+    lines = restart_lines(server.log(), "version.py")
+    for old in old_pids:
+        assert len(lines_naming_pid(lines, old)) == 1, "\n".join(lines)
