@@ -28,6 +28,7 @@ GUNICORN_CONF = REPO / "deploy_examples" / "gunicorn" / "gunicorn.conf.py"
 MARKERS = {
     "gunicorn": "end-to-end tests running real gunicorn servers",
     "browser": "tests driving headless Chromium",
+    "bench": "the benchmark's quick run (about two minutes)",
 }
 
 
