@@ -6,8 +6,13 @@ import contextlib
 import io
 import logging
 import sys
+from collections.abc import Collection
+from pathlib import Path
 
-__all__ = ["logger", "make_stdout_line_buffered", "make_visible"]
+__all__ = ["describe_paths", "logger", "make_stdout_line_buffered", "make_visible"]
+
+NAMES_IN_LOG = 5
+"""Changed files named in a log line before '... and N more'."""
 
 logger = logging.getLogger("reloader")
 
@@ -35,3 +40,12 @@ def make_stdout_line_buffered() -> None:
     if isinstance(stream, io.TextIOWrapper) and not stream.line_buffering:
         with contextlib.suppress(OSError, ValueError):
             stream.reconfigure(line_buffering=True)
+
+
+def describe_paths(paths: Collection[Path]) -> str:
+    """'a.py, b/c.py and 3 more', relative to the working directory where possible."""
+    cwd = Path.cwd()
+    shown = sorted(str(p.relative_to(cwd)) if cwd in p.parents else str(p) for p in paths)
+    more = len(shown) - NAMES_IN_LOG
+    text = ", ".join(shown[:NAMES_IN_LOG])
+    return f"{text} and {more} more" if more > 0 else text

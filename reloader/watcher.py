@@ -12,13 +12,14 @@ import os
 import time
 from collections.abc import Callable, Collection
 from pathlib import Path
+from typing import Protocol
 
 from .bytecode import stale_bytecode
 from .monitors import Monitor, PollingMonitor, choose_monitor
 from .threads import StopFlag, start_thread
-from .watching import ChangeFilter, Sources, WatchPlan
+from .watching import ChangeFilter, WatchPlan
 
-__all__ = ["MTIME_SLACK_NS", "RESCAN_TICKS", "Watcher"]
+__all__ = ["MTIME_SLACK_NS", "RESCAN_TICKS", "PlanSource", "Watcher"]
 
 logger = logging.getLogger("reloader")
 
@@ -33,11 +34,22 @@ RETRY_SECONDS = 5.0
 OnChanges = Callable[[set[Path]], bool]
 
 
+class PlanSource(Protocol):
+    """Where the watcher gets its plan: `watching.Sources` in a serving process."""
+
+    generation: int
+    """Changes whenever the plan may have changed in a way `modules_changed()` cannot tell."""
+
+    def plan(self) -> WatchPlan: ...
+
+    def modules_changed(self) -> bool: ...
+
+
 class Watcher:
     """Watches for one process from `start()` until `stop()` or until the callback says so."""
 
     def __init__(
-        self, sources: Sources, accept: ChangeFilter, force_polling: bool, on_changes: OnChanges
+        self, sources: PlanSource, accept: ChangeFilter, force_polling: bool, on_changes: OnChanges
     ) -> None:
         self.sources = sources
         self.accept = accept
@@ -149,7 +161,7 @@ class Watcher:
 class _Wake:
     """The monitor's stop signal: set when watching stops or the sources grew."""
 
-    def __init__(self, stop: StopFlag, sources: Sources, generation: int) -> None:
+    def __init__(self, stop: StopFlag, sources: PlanSource, generation: int) -> None:
         self.stop = stop
         self.sources = sources
         self.generation = generation

@@ -10,24 +10,23 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 from .bytecode import discard_bytecode
 from .integrations.django import DjangoBridge, django_ready, load_urlconf
-from .log import make_stdout_line_buffered, make_visible
+from .log import describe_paths, make_stdout_line_buffered, make_visible
 from .restarters import Restarter, detect_restarter
 from .serving import ErrorApp, LoadFailure
 from .settings import Options
 from .target import WSGIApp, describe, import_app
+from .warm.worker import Reporter, managed_run_dir
 from .watcher import Watcher
 from .watching import ChangeFilter, Sources
 
 __all__ = ["Worker"]
 
 logger = logging.getLogger("reloader")
-
-NAMES_IN_LOG = 5
-"""Changed files named in a log line before '... and N more'."""
 
 
 class Worker:
@@ -42,11 +41,24 @@ class Worker:
         error page while it fails to load."""
         make_visible()
         make_stdout_line_buffered()
+        started_ns = time.time_ns()
         self.restarter = detect_restarter()
         sources = Sources(self.options.extra_files)
-        accept = ChangeFilter(self.options.ignore, sources.cwd)
-        watcher = Watcher(sources, accept, self.options.polling, self._changed)
-        watcher.start()
+        run = managed_run_dir()
+        if run is None:
+            accept = ChangeFilter(self.options.ignore, sources.cwd)
+            Watcher(sources, accept, self.options.polling, self._changed).start()
+        served = self._load(sources)
+        if run is not None:
+            # The arbiter's supervisor watches for this worker: tell it what to watch.
+            reporter = Reporter(run, sources, started_ns)
+            if self.django is not None:
+                reporter.refresh_patterns = self.django.patterns
+            reporter.report()
+            reporter.listen(self._changed)
+        return served
+
+    def _load(self, sources: Sources) -> WSGIApp:
         if not isinstance(self.target, str):
             return self.target
         try:
@@ -69,23 +81,16 @@ class Worker:
         if self.django is not None:
             handled = {p for p in paths if self.django.handled(p)}
             if handled:
-                logger.info("refreshed without a restart: %s", _names(handled))
+                logger.info("refreshed without a restart: %s", describe_paths(handled))
             paths -= handled
             if not paths:
                 return False
         assert self.restarter is not None
         discard_bytecode(paths)
-        logger.info("restarting %s %d: changed %s", self.restarter.name, os.getpid(), _names(paths))
+        name, pid = self.restarter.name, os.getpid()
+        logger.info("restarting %s %d: changed %s", name, pid, describe_paths(paths))
         self.restarter.restart()
         return True
 
     def __repr__(self) -> str:
         return f"<Worker {describe(self.target)} pid={os.getpid()}>"
-
-
-def _names(paths: set[Path]) -> str:
-    cwd = Path.cwd()
-    shown = sorted(str(p.relative_to(cwd)) if cwd in p.parents else str(p) for p in paths)
-    more = len(shown) - NAMES_IN_LOG
-    text = ", ".join(shown[:NAMES_IN_LOG])
-    return f"{text} and {more} more" if more > 0 else text

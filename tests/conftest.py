@@ -78,6 +78,7 @@ def gunicorn(tmp_path: Path) -> Iterator[StartGunicorn]:
         ready: str | None = "/",
         warm: str | None = None,
         workers: int | None = None,
+        helpers: tuple[str, ...] = (),
     ) -> PreforkServer:
         port = free_port()
         run_dir = tmp_path / f"gunicorn-{len(servers)}"
@@ -98,6 +99,7 @@ def gunicorn(tmp_path: Path) -> Iterator[StartGunicorn]:
             cwd=cwd,
             base_url=f"http://127.0.0.1:{port}",
             workers=workers or _workers_from(args, 4 if "-c" in args else 1),
+            helpers=helpers,
         )
         servers.append(server)
         server.start()

@@ -476,9 +476,23 @@ class PreforkServer(Server):
     """A pre-fork server (gunicorn) whose leader is the master and whose children serve."""
 
     workers: int = 1
+    helpers: tuple[str, ...] = ()
+    """Words of the command line of children that are not workers (a watcher process)."""
 
     def worker_pids(self) -> list[int]:
-        return children(self.pid)
+        return [pid for pid in children(self.pid) if not self._is_helper(pid)]
+
+    def helper_pids(self) -> list[int]:
+        return [pid for pid in children(self.pid) if self._is_helper(pid)]
+
+    def _is_helper(self, pid: int) -> bool:
+        if not self.helpers:
+            return False
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            return False
+        return any(word in argv.split("\0") for word in self.helpers)
 
     def wait_workers(self, timeout: float = DEFAULT_TIMEOUT) -> list[int]:
         """Wait until exactly ``workers`` workers run; their pids."""

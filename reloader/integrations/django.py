@@ -14,7 +14,8 @@ from collections.abc import Iterable, Iterator, MutableSet
 from pathlib import Path
 from typing import Any
 
-from ..watching.sources import Sources
+from ..watching import Pattern, Sources
+from ..watching.plan import split_glob
 
 __all__ = ["DjangoBridge", "django_ready", "load_urlconf"]
 
@@ -70,10 +71,14 @@ class DjangoBridge:
     def __init__(self, sources: Sources) -> None:
         self._sources = sources
         self.extra_files: MutableSet[Path] = _ExtraFiles(sources)
+        self.patterns: set[Pattern] = set()
+        """What Django apps asked to watch; their changes go to `file_changed` first."""
 
     def watch_dir(self, path: Path | str, glob: str) -> None:
         """Watch files matching `glob` under `path` (which may not exist yet)."""
-        self._sources.add_pattern(Path(path).absolute(), glob)
+        directory = Path(path).absolute()
+        self.patterns.add(split_glob(directory, glob))
+        self._sources.add_pattern(directory, glob)
 
     def start(self) -> None:
         """Send `autoreload_started`, after making sure Django's own receivers are connected

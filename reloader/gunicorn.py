@@ -1,0 +1,62 @@
+"""Warm reloads for gunicorn: `gunicorn -c python:reloader.gunicorn ...`.
+
+One watcher for the whole server instead of one per worker, and workers forked from an
+arbiter that already imported the third-party code they use, so a restart imports only the
+project's own modules. From a `gunicorn.conf.py` of your own, import the hooks:
+
+    from reloader.gunicorn import *  # noqa: F403
+
+Each hook below is a gunicorn server hook; `wsgi_app` is the application to serve, configured
+by RELOADER_APP / DJANGO_SETTINGS_MODULE as for `reloader.wsgi`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .settings import read_options
+
+__all__ = [
+    "child_exit",
+    "on_exit",
+    "on_starting",
+    "post_request",
+    "pre_fork",
+    "wsgi_app",
+]
+
+wsgi_app = "reloader.wsgi:application"
+
+_arbiter: Any = None
+
+
+def on_starting(server: Any) -> None:
+    global _arbiter
+    if not read_options({}).enabled:
+        return
+    from .warm.arbiter import WarmArbiter
+
+    _arbiter = WarmArbiter(server)
+    _arbiter.start()
+
+
+def pre_fork(server: Any, worker: Any) -> None:
+    if _arbiter is not None:
+        _arbiter.before_fork()
+
+
+def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:
+    if _arbiter is not None:
+        from .warm.worker import after_request
+
+        after_request()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    if _arbiter is not None:
+        _arbiter.worker_exited(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    if _arbiter is not None:
+        _arbiter.stop()

@@ -1,0 +1,15 @@
+"""Warm reloads under gunicorn: one watcher for the whole server, and workers forked from an
+arbiter that already imported the third-party code they need.
+
+`reloader.gunicorn` wires these parts into gunicorn's hooks:
+
+- `rundir.py`: the files through which the processes talk (each worker's report of what it
+  imported and watches, the arbiter's own files, refresh requests);
+- `preload.py`: importing, in the arbiter, the third-party modules the workers reported,
+  rolling back any that fail or misbehave;
+- `supervisor.py`: the one watcher process, which restarts the workers, asks them to refresh
+  (Django templates and translations) or has the arbiter re-exec itself;
+- `arbiter.py` and `worker.py`: the two sides of it inside gunicorn.
+"""
+
+__all__: list[str] = []

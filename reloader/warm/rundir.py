@@ -1,0 +1,95 @@
+"""The run directory: how the arbiter, its workers and the watcher process share state.
+
+Everything is a small JSON file replaced atomically, so a reader never sees half of one, and
+the watcher process learns of a new or updated report the way it learns of any change: from
+a file event in a directory it watches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+__all__ = ["ENV", "Report", "RunDir"]
+
+ENV = "RELOADER_RUN_DIR"
+"""Set by the arbiter for its workers: its presence means 'the arbiter watches for you'."""
+
+
+@dataclass
+class Report:
+    """What one process depends on."""
+
+    pid: int
+    started_ns: int = 0
+    """When the process started loading code (`time.time_ns()`)."""
+    files: list[str] = field(default_factory=list)
+    """Exact files to watch."""
+    patterns: list[tuple[str, str, bool]] = field(default_factory=list)
+    """(directory, name glob, recursive) to watch."""
+    refresh_patterns: list[tuple[str, str, bool]] = field(default_factory=list)
+    """Patterns declared by Django apps: a non-Python change there is first offered to the
+    workers' `file_changed` receivers instead of restarting them."""
+    modules: list[str] = field(default_factory=list)
+    """Third-party modules imported, in import order: what the arbiter may import for the
+    next workers."""
+
+
+class RunDir:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def create(cls) -> RunDir:
+        return cls(Path(tempfile.mkdtemp(prefix="reloader-")))
+
+    def _write(self, name: str, data: object) -> None:
+        fd, temp = tempfile.mkstemp(dir=self.path, prefix=".tmp-")
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            json.dump(data, file)
+        os.replace(temp, self.path / name)
+
+    def _read(self, name: str) -> object:
+        try:
+            return json.loads((self.path / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def write_report(self, kind: str, report: Report) -> None:
+        """`kind` is 'worker' or 'arbiter'."""
+        name = f"{kind}-{report.pid}.json" if kind == "worker" else "arbiter.json"
+        self._write(name, asdict(report))
+
+    def remove_worker(self, pid: int) -> None:
+        (self.path / f"worker-{pid}.json").unlink(missing_ok=True)
+
+    def reports(self, kind: str) -> Iterator[Report]:
+        pattern = "worker-*.json" if kind == "worker" else "arbiter.json"
+        for path in sorted(self.path.glob(pattern)):
+            data = self._read(path.name)
+            if isinstance(data, dict):
+                yield Report(
+                    pid=int(data.get("pid", 0)),
+                    started_ns=int(data.get("started_ns", 0)),
+                    files=list(data.get("files", [])),
+                    patterns=_triples(data.get("patterns", [])),
+                    refresh_patterns=_triples(data.get("refresh_patterns", [])),
+                    modules=list(data.get("modules", [])),
+                )
+
+    def request_refresh(self, paths: list[str]) -> None:
+        self._write("refresh.json", paths)
+
+    def refresh_paths(self) -> list[str]:
+        data = self._read("refresh.json")
+        return [str(p) for p in data] if isinstance(data, list) else []
+
+
+def _triples(entries: object) -> list[tuple[str, str, bool]]:
+    if not isinstance(entries, list):
+        return []
+    return [(str(d), str(g), bool(r)) for d, g, r in entries]

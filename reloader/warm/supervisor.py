@@ -1,0 +1,134 @@
+"""The one watcher of a warm gunicorn server: a process of its own, started by the arbiter.
+
+It watches the union of what the workers reported and what the arbiter imported, with the
+same `Watcher` a worker uses on its own, and turns each change into one action:
+
+- a file only the workers import: SIGTERM to every worker that started before the change
+  (gunicorn's graceful stop); the arbiter forks fresh, warm ones;
+- a non-Python file in a directory a Django app declared (templates, translations): the
+  workers are asked to offer it to Django's `file_changed` receivers, without a restart;
+- a file the arbiter imported (a third-party package upgraded, gunicorn itself): the arbiter
+  is asked to re-exec itself, since what it holds is stale.
+
+A separate process rather than a thread in the arbiter: the arbiter forks workers, and a
+process that forks must not hold threads (nor the watcher's own threads, in Rust).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+from ..log import describe_paths
+from ..watching import Pattern, WatchPlan
+from .rundir import Report, RunDir
+
+__all__ = ["SIGNAL", "ReportedSources", "Supervisor"]
+
+logger = logging.getLogger("reloader")
+
+SIGNAL = signal.SIGURG
+"""To the arbiter: re-exec yourself. To a worker: offer the paths of the refresh request to
+Django. Ignored by default and unused by gunicorn, so a stray one harms nothing."""
+
+
+def _patterns(entries: list[tuple[str, str, bool]]) -> set[Pattern]:
+    return {Pattern(Path(d), glob, bool(recursive)) for d, glob, recursive in entries}
+
+
+class ReportedSources:
+    """What the reports in the run directory say to watch, plus the reports themselves."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
+        self.generation = 0
+        self.workers: list[Report] = []
+        self.arbiter_files: frozenset[Path] = frozenset()
+        self.refresh_patterns: frozenset[Pattern] = frozenset()
+        self.reread()
+
+    def reread(self) -> None:
+        self.workers = list(self.run.reports("worker"))
+        arbiter = next(iter(self.run.reports("arbiter")), Report(pid=0))
+        self.arbiter_files = frozenset(Path(f) for f in arbiter.files)
+        self.refresh_patterns = frozenset(
+            p for report in self.workers for p in _patterns(report.refresh_patterns)
+        )
+        self.generation += 1
+
+    def modules_changed(self) -> bool:
+        return False  # reports arrive as file events
+
+    def plan(self) -> WatchPlan:
+        files = set(self.arbiter_files)
+        patterns = {Pattern(self.run.path, "*.json")} | set(self.refresh_patterns)
+        for report in self.workers:
+            files.update(Path(f) for f in report.files)
+            patterns |= _patterns(report.patterns)
+        return WatchPlan(frozenset(files), frozenset(patterns))
+
+    def is_report(self, path: Path) -> bool:
+        return path.parent == self.run.path and path.name != "refresh.json"
+
+
+class Supervisor:
+    def __init__(self, run: RunDir, arbiter_pid: int) -> None:
+        self.run = run
+        self.arbiter_pid = arbiter_pid
+        self.sources = ReportedSources(run)
+        self.stopping: set[int] = set()
+        """Workers already told to stop: a burst of changes stops each once."""
+
+    def changed(self, paths: set[Path]) -> bool:
+        """The watcher's callback; True when this process is done (the arbiter re-execs)."""
+        reports = {p for p in paths if self.sources.is_report(p)}
+        paths -= reports | {p for p in paths if p.parent == self.run.path}
+        if reports:
+            self.sources.reread()
+        if not paths:
+            return False
+        if paths & self.sources.arbiter_files:
+            logger.info("re-executing the arbiter: changed %s", describe_paths(paths))
+            self._signal([self.arbiter_pid], SIGNAL)
+            return True
+        refresh = {p for p in paths if p.suffix != ".py" and self._declared(p)}
+        if refresh:
+            self.run.request_refresh(sorted(str(p) for p in refresh))
+            self._signal([r.pid for r in self.sources.workers], SIGNAL)
+        restart = paths - refresh
+        if restart:
+            changed_ns = max((_mtime_ns(p) for p in restart), default=0) or time.time_ns()
+            # A worker forked after the last save imported the new code already.
+            stale = [
+                r.pid
+                for r in self.sources.workers
+                if r.started_ns < changed_ns and r.pid not in self.stopping
+            ]
+            if stale:
+                logger.info(
+                    "restarting workers %s: changed %s",
+                    ", ".join(map(str, stale)),
+                    describe_paths(restart),
+                )
+                self._signal(stale, signal.SIGTERM)
+                self.stopping.update(stale)
+        return False
+
+    def _declared(self, path: Path) -> bool:
+        return any(p.matches(path) for p in self.sources.refresh_patterns)
+
+    def _signal(self, pids: list[int], signum: int) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+
+def _mtime_ns(path: Path) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0

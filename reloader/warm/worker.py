@@ -1,0 +1,77 @@
+"""The worker's side of a warm server: no watcher of its own; it reports what it depends on
+to the run directory, and applies refresh requests from the supervisor."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+from ..restarters.gunicorn import in_gunicorn_worker
+from ..watching import Pattern, Sources
+from ..watching.sources import module_file
+from .rundir import ENV, Report, RunDir
+from .supervisor import SIGNAL
+
+__all__ = ["Reporter", "after_request", "managed_run_dir"]
+
+_current: Reporter | None = None
+
+
+def managed_run_dir() -> RunDir | None:
+    """The run directory when this is a worker of a warm gunicorn server."""
+    path = os.environ.get(ENV)
+    if not path or not in_gunicorn_worker():
+        return None
+    return RunDir(Path(path))
+
+
+def _triples(patterns: set[Pattern]) -> list[tuple[str, str, bool]]:
+    return sorted((str(p.directory), p.glob, p.recursive) for p in patterns)
+
+
+class Reporter:
+    def __init__(self, run: RunDir, sources: Sources, started_ns: int) -> None:
+        self.run = run
+        self.sources = sources
+        self.started_ns = started_ns
+        self.refresh_patterns: set[Pattern] = set()
+
+    def report(self) -> None:
+        global _current
+        _current = self
+        plan = self.sources.plan()
+        modules = [
+            name
+            for name, module in list(sys.modules.items())
+            if module is not None
+            and (path := module_file(module)) is not None
+            and self.sources.is_third_party(path)
+        ]
+        report = Report(
+            pid=os.getpid(),
+            started_ns=self.started_ns,
+            files=sorted(str(f) for f in plan.files),
+            patterns=_triples(set(plan.patterns) - self.refresh_patterns),
+            refresh_patterns=_triples(self.refresh_patterns),
+            modules=modules,
+        )
+        self.run.write_report("worker", report)
+
+    def listen(self, on_changes: Callable[[set[Path]], bool]) -> None:
+        """Apply the supervisor's refresh requests with `on_changes`, as a watcher would."""
+
+        def refresh(_signum: int, _frame: FrameType | None) -> None:
+            on_changes({Path(p) for p in self.run.refresh_paths()})
+
+        signal.signal(SIGNAL, refresh)
+
+
+def after_request() -> None:
+    """For gunicorn's post_request hook: report again when a request imported modules (Django
+    imports most views on the first request)."""
+    if _current is not None and _current.sources.modules_changed():
+        _current.report()

@@ -1,0 +1,125 @@
+"""Warm mode: `gunicorn -c python:reloader.gunicorn`. One watcher process for the server,
+workers forked from an arbiter holding the third-party imports, a re-exec of the arbiter when
+what it imported changes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import pytest
+from conftest import DEMO_ENV, DEMO_WARM, StartGunicorn
+from support import (
+    PreforkServer,
+    assert_fresh_everywhere,
+    edit,
+    get,
+    restart_lines,
+    wait_for_body,
+    wait_until,
+    write,
+)
+
+pytestmark = pytest.mark.gunicorn
+
+SUPERVISOR = "reloader.warm"
+
+
+def _inotify_fds(pid: int) -> int:
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:inotify"
+    return count
+
+
+def _start(gunicorn: StartGunicorn, project: Path, *args: str, **env: str) -> PreforkServer:
+    return gunicorn(
+        *args,
+        cwd=project,
+        env={**DEMO_ENV, **env},
+        warm=DEMO_WARM,
+        workers=2,
+        helpers=(SUPERVISOR,),
+    )
+
+
+@pytest.fixture
+def warm_server(gunicorn: StartGunicorn, demo_project: Path) -> PreforkServer:
+    return _start(gunicorn, demo_project, "-c", "python:reloader.gunicorn", "-w", "2",
+                  "--threads", "4")  # fmt: skip
+
+
+def test_one_watcher_for_the_server_and_every_worker_fresh(
+    warm_server: PreforkServer, demo_project: Path
+) -> None:
+    server = warm_server
+    (supervisor,) = server.helper_pids()
+    assert _inotify_fds(supervisor) >= 1
+    old = server.worker_pids()
+    assert [_inotify_fds(pid) for pid in old] == [0, 0], "workers must not watch themselves"
+
+    for version in ("v2", "v3"):
+        write(demo_project / "pages" / "version.py", f'VERSION = "{version}"\n')
+        assert_fresh_everywhere(server, "/version/", f"{version} pid=", DEMO_WARM)
+    assert not set(server.worker_pids()) & set(old)
+    assert server.helper_pids() == [supervisor], "the watcher outlives worker restarts"
+    lines = restart_lines(server.log(), "version.py")
+    assert lines and all(f"[{supervisor}]" in line for line in lines), lines
+
+
+def test_template_edit_refreshes_every_worker_without_restart(
+    warm_server: PreforkServer, demo_project: Path
+) -> None:
+    server = warm_server
+    pids = server.worker_pids()
+    server.warm("/hello/")
+    edit(demo_project / "pages/templates/pages/hello.html", "template-v1", "template-v2")
+    wait_for_body(server.url("/hello/"), "template-v2")
+    wait_until(
+        lambda: all("template-v2" in r.body for r in [get(server.url("/hello/")) for _ in pids]),
+        message="every worker to render the new template",
+    )
+    assert server.warm("/hello/") == set(pids)
+    assert server.worker_pids() == pids
+    assert not restart_lines(server.log())
+
+
+def test_broken_import_shows_the_error_and_recovers(
+    warm_server: PreforkServer, demo_project: Path
+) -> None:
+    server = warm_server
+    version = demo_project / "pages" / "version.py"
+    write(version, "VERSION = (\n")
+    page = wait_for_body(server.url("/version/"), "SyntaxError", status=500)
+    assert "version.py" in page.body
+    server.check_alive()
+    write(version, 'VERSION = "v4"\n')
+    assert_fresh_everywhere(server, "/version/", "v4 pid=", DEMO_WARM)
+
+
+def test_config_edit_reexecs_the_arbiter_in_place(
+    gunicorn: StartGunicorn, demo_project: Path
+) -> None:
+    config = demo_project / "gunicorn_warm.py"
+    config.write_text("from reloader.gunicorn import *  # noqa: F403\n\nworkers = 2\nthreads = 4\n")
+    server = _start(gunicorn, demo_project, "-c", str(config))
+    arbiter, old = server.pid, server.worker_pids()
+    config.write_text(config.read_text() + "timeout = 120\n")
+    server.wait_for_log("re-executing the arbiter")
+    wait_until(
+        lambda: (pids := server.worker_pids()) and len(pids) == 2 and not set(pids) & set(old),
+        message=lambda: f"fresh workers of the re-executed arbiter:\n{server.log_tail()}",
+    )
+    assert server.pid == arbiter and server.poll() is None
+    write(demo_project / "pages" / "version.py", 'VERSION = "v5"\n')
+    assert_fresh_everywhere(server, "/version/", "v5 pid=", DEMO_WARM)
+    assert len(server.helper_pids()) == 1, "one watcher after the re-exec, not two"
+
+
+def test_disabled_means_no_watcher_process(gunicorn: StartGunicorn, demo_project: Path) -> None:
+    server = _start(gunicorn, demo_project, "-c", "python:reloader.gunicorn", "-w", "2",
+                    RELOADER_ENABLED="0")  # fmt: skip
+    assert server.helper_pids() == []
+    assert get(server.url("/version/")).body.startswith("v1 pid=")
