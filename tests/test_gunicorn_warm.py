@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import DEMO_ENV, DEMO_WARM, StartGunicorn
+from conftest import DEMO_ENV, DEMO_WARM, GUNICORN_CONF, StartGunicorn
 from support import (
     PreforkServer,
     assert_fresh_everywhere,
@@ -123,3 +123,14 @@ def test_disabled_means_no_watcher_process(gunicorn: StartGunicorn, demo_project
                     RELOADER_ENABLED="0")  # fmt: skip
     assert server.helper_pids() == []
     assert get(server.url("/version/")).body.startswith("v1 pid=")
+
+
+def test_shipped_warm_config(gunicorn: StartGunicorn, demo_project: Path) -> None:
+    """deploy_examples/gunicorn/gunicorn.warm.conf.py as shipped; only bind and chdir change."""
+    config = GUNICORN_CONF.with_name("gunicorn.warm.conf.py")
+    server = gunicorn(
+        "-c", str(config), cwd=demo_project, warm=DEMO_WARM, workers=4, helpers=(SUPERVISOR,)
+    )
+    assert len(server.helper_pids()) == 1
+    write(demo_project / "pages" / "version.py", 'VERSION = "v2"\n')
+    assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
