@@ -28,6 +28,10 @@ RESCAN_TICKS = 8
 MTIME_SLACK_NS = 20_000_000
 """File times come from a coarse kernel clock that lags `time.time_ns()` by up to a tick:
 this much earlier still counts as 'after we looked'."""
+STALE_BYTECODE_NS = 60_000_000_000
+"""Sources saved this long before the process started are checked for stale bytecode when
+first seen: the saves that leave it (two within one second) come in bursts, and the process
+that sees one deletes the bytecode of what it saw."""
 RETRY_SECONDS = 5.0
 """Wait before trying again when no monitor can watch at all."""
 
@@ -136,16 +140,18 @@ class Watcher:
         counts from the start, since no monitor may have covered it until now."""
         now_ns = time.time_ns()
         touched = set()
-        new = set()
+        recent = set()
         for path in plan.existing_files():
-            since = self._since_ns if path in self._seen else self._start_ns
-            if self.accept(path) and since < _mtime_ns(path) <= now_ns:
+            new = path not in self._seen
+            mtime = _mtime_ns(path)
+            if (self._start_ns if new else self._since_ns) < mtime <= now_ns and self.accept(path):
                 touched.add(path)
-            if path not in self._seen:
-                new.add(path)
+            if new:
                 self._seen.add(path)
+                if mtime > self._start_ns - STALE_BYTECODE_NS:
+                    recent.add(path)
         # Just imported, perhaps from bytecode compiled before their last save.
-        touched |= {p for p in stale_bytecode(new) if self.accept(p)}
+        touched |= {p for p in stale_bytecode(recent) if self.accept(p)}
         self._since_ns = now_ns - MTIME_SLACK_NS
         return self._dispatch(touched)
 

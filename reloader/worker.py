@@ -48,7 +48,11 @@ class Worker:
         if run is None:
             accept = ChangeFilter(self.options.ignore, sources.cwd)
             Watcher(sources, accept, self.options.polling, self._changed).start()
-        served = self._load(sources)
+        sources.loading = True
+        try:
+            served = self._load(sources)
+        finally:
+            sources.loading = False
         if run is not None:
             # The arbiter's supervisor watches for this worker: tell it what to watch.
             reporter = Reporter(run, sources, started_ns)

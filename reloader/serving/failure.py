@@ -8,7 +8,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..watching.sources import third_party_roots
+from ..watching.sources import is_third_party
 
 __all__ = ["Frame", "LoadFailure"]
 
@@ -94,8 +94,7 @@ def _is_users(filename: str) -> bool:
         return False
     if _is_ours(filename):
         return False
-    path = Path(filename).absolute()
-    return not any(root == path or root in path.parents for root in third_party_roots())
+    return not is_third_party(Path(filename).absolute())
 
 
 def _frame(filename: str, lineno: int, function: str) -> Frame:

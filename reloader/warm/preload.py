@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..watching.sources import module_file, third_party_roots
+from ..watching.sources import is_third_party, module_file
 
 __all__ = ["Preloader"]
 
@@ -27,7 +27,7 @@ logger = logging.getLogger("reloader")
 def _third_party(path: Path | None) -> bool:
     if path is None:
         return True  # built-in or frozen: nothing of the project's
-    return any(root == path or root in path.parents for root in third_party_roots())
+    return is_third_party(path)
 
 
 def _open_fds() -> set[str]:

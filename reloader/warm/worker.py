@@ -12,7 +12,7 @@ from types import FrameType
 
 from ..restarters.gunicorn import in_gunicorn_worker
 from ..watching import Pattern, Sources
-from ..watching.sources import module_file
+from ..watching.sources import is_third_party, module_file
 from .rundir import ENV, Report, RunDir
 from .supervisor import SIGNAL
 
@@ -49,7 +49,7 @@ class Reporter:
             for name, module in list(sys.modules.items())
             if module is not None
             and (path := module_file(module)) is not None
-            and self.sources.is_third_party(path)
+            and is_third_party(path)
         ]
         report = Report(
             pid=os.getpid(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -34,13 +35,15 @@ class ChangeFilter:
     def __init__(self, user_globs: Iterable[str] = (), cwd: Path | None = None) -> None:
         self.user_globs = tuple(user_globs)
         self.cwd = cwd or Path.cwd()
+        # One regular expression for all name globs: this runs for every file of a plan.
+        self._ignored_name = re.compile("|".join(fnmatch.translate(g) for g in self.ignore_names))
+        self._ignored_dirs = frozenset(self.ignore_dirs)
 
     def __call__(self, path: Path) -> bool:
         """True when a change of `path` may count."""
-        if any(part in self.ignore_dirs for part in path.parts[:-1]):
+        if not self._ignored_dirs.isdisjoint(path.parts[:-1]):
             return False
-        name = path.name
-        if any(fnmatch.fnmatchcase(name, glob) for glob in self.ignore_names):
+        if self._ignored_name.match(path.name):
             return False
         return not self.user_globs or not self._ignored_by_user(path)
 

@@ -72,7 +72,7 @@ class WatchPlan:
         return path in self.files or any(p.matches(path) for p in self.patterns)
 
     def directories(self) -> frozenset[Path]:
-        dirs = {f.parent for f in self.files if f.parent.is_dir()}
+        dirs = {d for d in {f.parent for f in self.files} if d.is_dir()}
         for pattern in self.patterns:
             dirs.update(pattern.directories())
         return frozenset(dirs)

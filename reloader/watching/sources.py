@@ -8,19 +8,25 @@ module first imported inside a view is watched from then on.
 from __future__ import annotations
 
 import functools
+import os
 import site
 import sys
 import sysconfig
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 
 from .plan import Pattern, WatchPlan, split_glob
 
-__all__ = ["Sources", "module_file", "third_party_roots"]
+__all__ = ["Sources", "is_third_party", "module_file", "third_party_roots"]
 
 _GLOB_CHARS = frozenset("*?[")
+
+LOADING_RESCAN_SECONDS = 2.0
+"""While the application imports, how often the plan follows the new modules (so that a
+module whose import hangs is watched, and a fix to it restarts the process)."""
 
 
 def module_file(module: ModuleType) -> Path | None:
@@ -51,6 +57,17 @@ def third_party_roots() -> tuple[Path, ...]:
     return tuple({p for r in roots for p in (Path(r).absolute(), Path(r).resolve())})
 
 
+@functools.cache
+def _third_party_prefixes() -> tuple[str, ...]:
+    return tuple(os.path.join(str(root), "") for root in third_party_roots())
+
+
+def is_third_party(path: Path) -> bool:
+    """Whether `path` lies in the standard library or installed packages. Called for every
+    module on every plan: a string test, not `Path.parents`."""
+    return os.path.join(str(path), "").startswith(_third_party_prefixes())
+
+
 class Sources:
     """Collects what one process must watch.
 
@@ -67,9 +84,11 @@ class Sources:
         self._lock = threading.Lock()
         self._files: set[Path] = set()
         self._patterns: set[Pattern] = set()
-        self._third_party = third_party_roots()
         self._module_count = -1
         self._module_files: frozenset[Path] = frozenset()
+        self._scanned_at = 0.0
+        self.loading = False
+        """Set while the application is being imported."""
         self.generation = 0
         """Bumped by every `add_*` so the watcher knows to rebuild its plan."""
         for entry in extra:
@@ -104,19 +123,20 @@ class Sources:
         """Watch the files involved in a failed load, and any `*.py` beside them."""
         files = failure_files(exc)
         self.add_files(files)
-        for directory in {f.parent for f in files if not self.is_third_party(f)}:
+        for directory in {f.parent for f in files if not is_third_party(f)}:
             self.add_pattern(directory, "*.py")
 
-    def is_third_party(self, path: Path) -> bool:
-        return any(root == path or root in path.parents for root in self._third_party)
-
     def modules_changed(self) -> bool:
-        """Cheap check, for every tick: were modules imported since the last plan?"""
-        return len(sys.modules) != self._module_count
+        """Cheap check, for every tick: were modules imported since the last plan? While the
+        application is loading, say so at most every `LOADING_RESCAN_SECONDS`: planning takes
+        the GIL from the import, and edits made meanwhile are caught up after it anyway."""
+        if len(sys.modules) == self._module_count:
+            return False
+        return not self.loading or time.monotonic() - self._scanned_at >= LOADING_RESCAN_SECONDS
 
     def plan(self) -> WatchPlan:
         module_files = self._scan_modules()
-        project_dirs = {f.parent for f in module_files if not self.is_third_party(f)}
+        project_dirs = {f.parent for f in module_files if not is_third_party(f)}
         with self._lock:
             files = frozenset(module_files | self._files)
             patterns = set(self._patterns)
@@ -133,6 +153,7 @@ class Sources:
                     found.add(path if path.is_absolute() else self.cwd / path)
             self._module_files = frozenset(found)
             self._module_count = count
+            self._scanned_at = time.monotonic()
         return self._module_files
 
 
