@@ -48,6 +48,8 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def bench(session: nox.Session) -> None:
-    """Benchmarks against the peers; `nox -s bench -- --quick` for a short run."""
-    session.install("-e", ".[dev]", "mod_wsgi")
+    """Benchmarks against the peers (needs Debian's apache2-dev and wrk); `nox -s bench --
+    --quick` for a short run, `-- --update-readme` to write the table into README.md."""
+    session.install("-e", ".[dev]")
+    session.install("--no-cache-dir", "mod_wsgi")
     session.run("python", "-m", "benchmarks", *session.posargs)

@@ -1,0 +1,107 @@
+"""A PNG for the README: latency and idle cost per tool, and how both scale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and CI
+
+import matplotlib.pyplot as plt
+
+from .config import MAIN_TOOLS, SCALE_TOOLS
+from .servers import TOOLS
+
+
+def _ok(entry: dict[str, Any]) -> bool:
+    return entry.get("status") == "ok"
+
+
+def _bars_latency(ax: Any, data: dict[str, Any]) -> None:
+    tools = [t for t in MAIN_TOOLS if _ok(data["latency"][t])]
+    medians = [data["latency"][t]["median_s"] or 0 for t in tools]
+    p90 = [
+        max(0.0, (data["latency"][t]["p90_s"] or 0) - m)
+        for t, m in zip(tools, medians, strict=True)
+    ]
+    ax.bar(range(len(tools)), medians, yerr=[[0] * len(tools), p90], capsize=4, color="tab:blue")
+    ax.set_xticks(
+        range(len(tools)), [TOOLS[t].label for t in tools], rotation=20, ha="right", fontsize=8
+    )
+    ax.set_ylabel("seconds")
+    ax.set_title("Save → fresh response (median, whisker p90)")
+
+
+def _bars_idle(ax: Any, data: dict[str, Any]) -> None:
+    projects = list(data["idle"])
+    width = 0.8 / len(projects)
+    for i, project in enumerate(projects):
+        values = [
+            data["idle"][project][t].get("extra_core_pct", 0)
+            if _ok(data["idle"][project][t])
+            else 0
+            for t in MAIN_TOOLS
+        ]
+        ax.bar([x + i * width for x in range(len(MAIN_TOOLS))], values, width, label=project)
+    ax.set_xticks(
+        [x + 0.4 - width / 2 for x in range(len(MAIN_TOOLS))],
+        [TOOLS[t].label for t in MAIN_TOOLS],
+        rotation=20,
+        ha="right",
+        fontsize=8,
+    )
+    ax.set_ylabel("% of one core")
+    ax.set_title("Idle CPU above the same server without reloading")
+    ax.legend(fontsize=8)
+
+
+def _lines(
+    ax: Any, points: dict[str, list[dict[str, Any]]], x: str, y: str, title: str, ylabel: str
+) -> None:
+    for tool in SCALE_TOOLS:
+        good = [p for p in points[tool] if _ok(p)]
+        ax.plot([p[x] for p in good], [p[y] for p in good], marker="o", label=TOOLS[tool].label)
+    ticks = sorted({p[x] for tool in SCALE_TOOLS for p in points[tool] if _ok(p)})
+    ax.set_xticks(ticks)
+    ax.set_ylim(bottom=0)
+    ax.set_title(title)
+    ax.set_xlabel(x)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+
+
+def draw(data: dict[str, Any], path: Path) -> None:
+    """Top row: latency; bottom row: idle cost. Left: per tool; then vs workers, vs files."""
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    _bars_latency(axes[0][0], data)
+    _bars_idle(axes[1][0], data)
+    scale = data["scale"]
+    for col, (axis, x, what) in enumerate(
+        [
+            ("workers", "workers", "gunicorn workers"),
+            ("files", "modules", "module files per worker"),
+        ]
+    ):
+        _lines(
+            axes[0][col + 1],
+            scale[axis],
+            x,
+            "latency_median_s",
+            f"Save → fresh vs {what}",
+            "seconds",
+        )
+        _lines(
+            axes[1][col + 1],
+            scale[axis],
+            x,
+            "idle_extra_core_pct",
+            f"Idle CPU vs {what}",
+            "% of one core",
+        )
+    mode = "quick" if data["meta"]["quick"] else "full"
+    fig.suptitle(f"reloader benchmarks ({mode} run, {data['meta']['finished']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

@@ -1,0 +1,113 @@
+"""How big a run is: the full profile, and the quick one that runs every measurement once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Tools compared in the main table; the scale study covers the two gunicorn reloaders.
+MAIN_TOOLS = (
+    "reloader-gunicorn",
+    "reloader-warm",
+    "gunicorn-reload",
+    "runserver",
+    "mod_wsgi-reload",
+    "reloader-mod_wsgi",
+)
+SCALE_TOOLS = ("reloader-gunicorn", "reloader-warm", "gunicorn-reload")
+REFERENCE = "gunicorn-reload"  # ratios are to the reloader a user of that server has today
+
+
+@dataclass(frozen=True)
+class ProjectSize:
+    modules: int  # generated modules on top of the demo (Django + admin is ~600 module files)
+    per_dir: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    quick: bool
+    workers: int
+    threads: int
+    edits: int  # saves per latency measurement in the main table
+    scale_edits: int  # saves per latency measurement in the scale study
+    lost_reloads: int  # saves under steady load
+    idle_seconds: float
+    # Quiet time before the idle period, measured apart: a watcher's first scans after a
+    # start (every file stat-ed, directories added) are a one-off burst, not idle cost.
+    startup_burst_seconds: float
+    # Pause after a reload (or start) so the server is quiet again. Over 1 s: gunicorn --reload
+    # first sees a lazily imported file up to 1 s after the import, and misses a save before.
+    settle_seconds: float
+    # Plus a random 0..jitter s: the peers poll once a second, and saves at a fixed delay
+    # after a restart would hit the same phase of their poll every time (biased latencies).
+    jitter_seconds: float
+    edit_timeout: float  # give up on one save after this long
+    quiet_seconds: float  # an edit is over once every worker is fresh and no stale answer came
+    pollers: int
+    poll_interval: float
+    load_threads: int
+    load_interval: float
+    wrk_warmup_seconds: int  # a discarded first run: the first requests fill Django's caches
+    wrk_seconds: int
+    wrk_runs: int
+    projects: dict[str, ProjectSize]  # "demo" must be first: the main table uses it
+    large: str  # the project idle cost is also reported for
+    scale_workers: tuple[int, ...]
+    scale_projects: tuple[str, ...]
+
+
+FULL = Settings(
+    quick=False,
+    workers=2,
+    threads=4,
+    edits=12,
+    scale_edits=10,
+    lost_reloads=5,
+    idle_seconds=10.0,
+    startup_burst_seconds=10.0,
+    settle_seconds=1.5,
+    jitter_seconds=1.0,
+    edit_timeout=30.0,
+    quiet_seconds=0.5,
+    pollers=4,
+    poll_interval=0.008,
+    load_threads=4,
+    load_interval=0.02,
+    wrk_warmup_seconds=2,
+    wrk_seconds=3,
+    wrk_runs=5,
+    projects={
+        "demo": ProjectSize(0, 20),
+        "large": ProjectSize(2400, 20),  # ~3,000 module files with Django, in 120 dirs
+        "xlarge": ProjectSize(9400, 20),  # ~10,000 module files, in 470 dirs
+    },
+    large="large",
+    scale_workers=(1, 2, 4, 8),
+    scale_projects=("demo", "large", "xlarge"),
+)
+
+QUICK = Settings(
+    quick=True,
+    workers=2,
+    threads=4,
+    edits=1,
+    scale_edits=1,
+    lost_reloads=1,
+    idle_seconds=2.0,  # 19 quiet periods: 3 s each would break the two-minute budget
+    startup_burst_seconds=0.5,
+    settle_seconds=1.0,
+    jitter_seconds=1.0,
+    edit_timeout=10.0,
+    quiet_seconds=0.3,
+    pollers=4,
+    poll_interval=0.008,
+    load_threads=3,
+    load_interval=0.02,
+    wrk_warmup_seconds=0,
+    wrk_seconds=1,
+    wrk_runs=1,
+    projects={"demo": ProjectSize(0, 20), "large": ProjectSize(1000, 20)},
+    large="large",
+    scale_workers=(1, 2),
+    scale_projects=("demo", "large"),
+)

@@ -1,0 +1,57 @@
+"""Which servers to start, and what to measure on each, without starting any twice.
+
+A cell is one server start: (tool, project, workers). The main table, the overhead table and
+the scale study ask for overlapping cells (reloader + gunicorn on the demo with 2 workers is in
+all three); merging their requests keeps one run as short as it can be.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import MAIN_TOOLS, SCALE_TOOLS, Settings
+from .servers import OVERHEAD, TOOLS
+
+IDLE, LATENCY, LOST, THROUGHPUT = "idle", "latency", "lost", "throughput"
+
+
+@dataclass(frozen=True, order=True)
+class Cell:
+    project_order: int
+    project: str
+    workers: int
+    tool: str
+
+    @property
+    def slug(self) -> str:
+        return f"{self.tool}-{self.project}-w{self.workers}"
+
+
+def build(settings: Settings, only: set[str] | None = None) -> dict[Cell, set[str]]:
+    """Cells in run order (by project, so each project is used in one stretch)."""
+    order = {name: i for i, name in enumerate(settings.projects)}
+    plan: dict[Cell, set[str]] = {}
+
+    def want(tool: str, project: str, workers: int, *measures: str) -> None:
+        if only is not None and tool not in only:
+            return
+        cell = Cell(order[project], project, workers, tool)
+        plan.setdefault(cell, set()).update(measures)
+
+    def with_baseline(tool: str, project: str, workers: int, *measures: str) -> None:
+        want(tool, project, workers, *measures)
+        want(TOOLS[tool].baseline, project, workers, IDLE)
+
+    w = settings.workers
+    for tool in MAIN_TOOLS:
+        with_baseline(tool, "demo", w, LATENCY, LOST, IDLE)
+        with_baseline(tool, settings.large, w, IDLE)
+    for variants in OVERHEAD.values():
+        for tool in variants.values():
+            want(tool, "demo", w, THROUGHPUT)
+    for tool in SCALE_TOOLS:
+        for workers in settings.scale_workers:
+            with_baseline(tool, "demo", workers, LATENCY, IDLE)
+        for project in settings.scale_projects:
+            with_baseline(tool, project, w, LATENCY, IDLE)
+    return dict(sorted(plan.items()))

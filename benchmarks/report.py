@@ -1,0 +1,157 @@
+"""Write the results: JSON, a Markdown summary, and (on request) README.md's bench section."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .config import MAIN_TOOLS, SCALE_TOOLS
+from .project import REPO
+from .servers import TOOLS
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+README = REPO / "README.md"
+
+
+def write_json(data: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def _num(value: Any, unit: str = "", digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}g}{unit}" if isinstance(value, float) else f"{value}{unit}"
+
+
+def _cell(entry: dict[str, Any], text: str) -> str:
+    return text if entry.get("status") == "ok" else entry.get("status", "-")
+
+
+def _times(value: Any) -> str:
+    return "-" if value is None else f"x{value:.2g}"
+
+
+def _main_table(data: dict[str, Any]) -> list[str]:
+    large = data["meta"]["large_project"]
+    rows = [
+        "| tool | save → fresh, median | p90 | vs the server's own reloader | all workers fresh | "
+        f"stale answers | lost requests | idle CPU, demo | idle CPU, {large} |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for tool in MAIN_TOOLS:
+        lat, stale = data["latency"][tool], data["stale"][tool]
+        lost = data["lost"][tool]
+        idle = [data["idle"][p][tool] for p in data["idle"]]
+        if lat["status"] == "skipped":
+            rows.append(f"| {TOOLS[tool].label} | skipped: {lat.get('reason')} |||||||| ")
+            continue
+        rows.append(
+            " | ".join(
+                [
+                    f"| {TOOLS[tool].label}",
+                    _cell(lat, _num(lat.get("median_s"), " s")),
+                    _cell(lat, _num(lat.get("p90_s"), " s")),
+                    _cell(lat, _times(lat.get("x_peer"))),
+                    _cell(lat, _num(lat.get("all_fresh_median_s"), " s")),
+                    _cell(stale, f"{stale.get('stale')} / {stale.get('answers_after_fresh')}"),
+                    _cell(lost, f"{lost.get('failed')} / {lost.get('requests')}"),
+                    *(_cell(i, f"{i.get('extra_core_pct', 0):+.2f} % core") for i in idle),
+                ]
+            )
+            + " |"
+        )
+    return rows
+
+
+def _overhead_table(data: dict[str, Any]) -> list[str]:
+    rows = [
+        "| server | app | req/s (wrk), median | best run | best vs bare | RSS per worker "
+        "| PSS, all processes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    names = {"bare": "bare app", "on": "wrapped, reloading", "off": "wrapped, disabled"}
+    for family, variants in data["overhead"].items():
+        for variant, row in variants.items():
+            rows.append(
+                " | ".join(
+                    [
+                        f"| {family}",
+                        names[variant],
+                        _cell(row, _num(row.get("rps_median"), digits=4)),
+                        _cell(row, _num(row.get("rps_best"), digits=4)),
+                        _cell(row, _times(row.get("rps_best_vs_bare"))),
+                        _cell(row, _num(row.get("rss_mib_per_worker"), " MiB")),
+                        _cell(row, _num(row.get("pss_mib_total"), " MiB")),
+                    ]
+                )
+                + " |"
+            )
+    return rows
+
+
+def _scale_table(points: dict[str, list[dict[str, Any]]], axis: str) -> list[str]:
+    first = points[SCALE_TOOLS[0]]
+    heads = [
+        f"{p['workers']} workers" if axis == "workers" else f"{p['modules']} files" for p in first
+    ]
+    rows = ["| tool | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]
+    for tool in SCALE_TOOLS:
+        cells = [
+            _cell(
+                p,
+                f"{_num(p.get('latency_median_s'), ' s')}, "
+                f"{p.get('idle_extra_core_pct', 0):+.2f} %, "
+                f"{_num(p.get('after_start_extra_cpu_s'), ' CPU s')}",
+            )
+            for p in points[tool]
+        ]
+        rows.append(f"| {TOOLS[tool].label} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def markdown(data: dict[str, Any], chart: Path | None) -> str:
+    meta = data["meta"]
+    command = "python -m benchmarks" + (" --quick" if meta["quick"] else "")
+    lines = [
+        f"Measured {meta['finished']} ({'quick' if meta['quick'] else 'full'} run, "
+        f"{meta['duration_s']:.0f} s) on {meta['cpus']} cores, Python {meta['python']}, "
+        f"{meta['workers']} workers x {meta['threads']} threads, "
+        f"Django {meta['versions']['django']} with the admin; `{command}`.",
+        "",
+        "Save → fresh: from an atomic save of `pages/version.py` to the first response with the "
+        "new code (polling every few ms on new connections); *all workers fresh*: until every "
+        "worker answered with it. Stale answers: old code served after the first fresh "
+        "answer. Lost: failed, refused or 5xx requests under steady load across reloads. Idle "
+        "CPU: extra CPU of all server processes over a quiet period (after a settling period) "
+        "against the same server without reloading.",
+        "",
+        *_main_table(data),
+        "",
+        *_overhead_table(data),
+        "",
+        "Scale (gunicorn, demo project): median save → fresh, idle CPU extra (% of a core), "
+        "extra CPU in the first seconds after start (watchers' first scans)",
+        "",
+        *_scale_table(data["scale"]["workers"], "workers"),
+        "",
+        f"Scale ({meta['workers']} workers): by module files loaded per worker",
+        "",
+        *_scale_table(data["scale"]["files"], "files"),
+    ]
+    if chart is not None:
+        lines += ["", f"![benchmarks]({os.path.relpath(chart, REPO)})"]
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(text: str, readme: Path = README) -> bool:
+    """Replace what is between the markers; change nothing (and say so) without them."""
+    if not readme.is_file():
+        return False
+    content = readme.read_text(encoding="utf-8")
+    start, end = content.find(START), content.find(END)
+    if start < 0 or end < start:
+        return False
+    readme.write_text(content[: start + len(START)] + "\n" + text + content[end:], encoding="utf-8")
+    return True

@@ -1,0 +1,132 @@
+"""Run a plan: start each cell's server, take its measurements, print a line per measurement.
+
+A tool that cannot run here is recorded as skipped, a server that fails is recorded as failed
+with the end of its log; neither stops the run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import measure
+from .config import Settings
+from .plan import IDLE, LATENCY, LOST, THROUGHPUT, Cell
+from .project import Project, make_project
+from .servers import TOOLS, unavailable
+from .session import Host, Session, StartupError, running
+
+ORDER = (IDLE, THROUGHPUT, LATENCY, LOST)  # idle and memory before any reload disturbs them
+
+
+@dataclass
+class CellResult:
+    cell: Cell
+    status: str  # ok | skipped | failed
+    reason: str | None = None
+    startup_s: float | None = None
+    loadavg: float | None = None  # 1-minute load when the cell started: the machine is shared
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class Progress:
+    def __init__(self) -> None:
+        self.began = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        print(f"[{time.monotonic() - self.began:6.1f}s] {message}", flush=True)
+
+
+def _describe(measure_name: str, result: dict[str, Any]) -> str:
+    if measure_name == LATENCY:
+        stale = result["stale"]
+        return (
+            f"median {result['median_s']} s, p90 {result['p90_s']} s, all workers "
+            f"{result['all_fresh_median_s']} s, {result['timeouts']} timeouts; stale "
+            f"{stale['stale']}/{stale['answers_after_fresh']}; steps "
+            f"{result['steps_median_s']}"
+        )
+    if measure_name == LOST:
+        return (
+            f"{result['failed']}/{result['requests']} failed over {result['reloads']} "
+            f"reloads {result['by_kind']}"
+        )
+    if measure_name == IDLE:
+        return f"{result['cpu_s']} CPU s in {result['seconds']} s ({result['processes']} procs)"
+    if "rps_median" in result:
+        return (
+            f"{result['rps_median']} req/s, RSS {result['rss_mib_per_worker']} MiB/worker, "
+            f"PSS {result['pss_mib_total']} MiB total"
+        )
+    return str(result)
+
+
+def _measure(name: str, session: Session, settings: Settings, edits: int) -> dict[str, Any]:
+    if name == IDLE:
+        return measure.idle(session, settings)
+    if name == THROUGHPUT:
+        return measure.throughput(session, settings)
+    if name == LATENCY:
+        return measure.latency(session, settings, edits)
+    return measure.lost(session, settings)
+
+
+def run(
+    plan: dict[Cell, set[str]],
+    settings: Settings,
+    host: Host,
+    progress: Callable[[str], None],
+) -> tuple[list[CellResult], dict[str, Project]]:
+    projects: dict[str, Project] = {}
+    results: list[CellResult] = []
+    for cell, wanted in plan.items():
+        tool = TOOLS[cell.tool]
+        reason = unavailable(tool, host.apache_problem)
+        if reason:
+            results.append(CellResult(cell, "skipped", reason))
+            progress(f"{cell.slug}: skipped: {reason}")
+            continue
+        if cell.project not in projects:
+            size = settings.projects[cell.project]
+            progress(f"project {cell.project}: copying the demo, {size.modules} generated modules")
+            projects[cell.project] = make_project(
+                host.workdir, cell.project, size.modules, size.per_dir
+            )
+            progress(
+                f"project {cell.project}: {projects[cell.project].modules_loaded} "
+                "module files loaded by a worker"
+            )
+        # The main table's saves count: scale-only cells take fewer.
+        edits = settings.edits if LOST in wanted else settings.scale_edits
+        result = CellResult(cell, "ok", loadavg=round(os.getloadavg()[0], 2))
+        results.append(result)
+        timeout = 60.0 + projects[cell.project].modules_loaded / 100
+        try:
+            with running(
+                tool,
+                projects[cell.project],
+                cell.workers,
+                settings.threads,
+                host=host,
+                slug=cell.slug,
+                timeout=timeout,
+            ) as session:
+                result.startup_s = round(session.startup_s, 3)
+                progress(
+                    f"{cell.slug}: up in {result.startup_s} s, "
+                    f"{len(session.serving_pids)}/{session.expected} workers answered"
+                )
+                for name in (n for n in ORDER if n in wanted):
+                    result.results[name] = _measure(name, session, settings, edits)
+                    progress(f"{cell.slug}: {name}: {_describe(name, result.results[name])}")
+        except StartupError as error:
+            result.status, result.reason = "failed", f"server did not start: {error}"
+            progress(f"{cell.slug}: FAILED: {result.reason}")
+        except Exception as error:  # one broken cell must not lose the rest of the run
+            result.status, result.reason = "failed", f"{error!r}"
+            progress(f"{cell.slug}: FAILED: {traceback.format_exc()}")
+    return results, projects

@@ -1,0 +1,164 @@
+"""`python -m benchmarks --quick` runs end to end and writes complete, well-formed results.
+
+This checks the shape of the results and that every server was stopped, not the speed. It
+starts about twenty servers (under two minutes); deselect it with `-m "not bench"`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.bench
+
+REPO = Path(__file__).resolve().parents[1]
+MAIN_TOOLS = {
+    "reloader-gunicorn",
+    "reloader-warm",
+    "gunicorn-reload",
+    "runserver",
+    "mod_wsgi-reload",
+    "reloader-mod_wsgi",
+}
+STATUSES = {"ok", "skipped", "failed"}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_entry(
+    where: str, entry: dict[str, Any], skipped: str | None, numbers: tuple[str, ...]
+) -> None:
+    """Skipped exactly when the tool is unavailable; otherwise ok, with finite numbers."""
+    status = entry.get("status")
+    assert status in STATUSES, f"{where}: status {status!r}"
+    assert status != "failed", f"{where}: failed: {entry.get('reason')}"
+    if skipped:
+        assert status == "skipped" and entry.get("reason"), f"{where}: {entry}"
+        return
+    assert status == "ok", f"{where}: {entry}"
+    for key in numbers:
+        assert _number(entry.get(key)), f"{where}: {key} = {entry.get(key)!r}"
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("bench")
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return out, json.loads((out / "results.json").read_text(encoding="utf-8"))
+
+
+def test_files_are_written(results: tuple[Path, dict[str, Any]]) -> None:
+    out, data = results
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (out / "results.md").read_text(encoding="utf-8")
+    assert "| tool |" in table and "bench.png" in table
+    assert data["meta"]["quick"] is True
+    assert _number(data["meta"]["duration_s"])
+
+
+def test_main_measurements_are_complete(results: tuple[Path, dict[str, Any]]) -> None:
+    _, data = results
+    skipped = {name: tool["skipped"] for name, tool in data["tools"].items()}
+    for section in ("latency", "stale", "lost"):
+        assert set(data[section]) == MAIN_TOOLS, section
+    for tool in MAIN_TOOLS:
+        _check_entry(
+            f"latency {tool}",
+            data["latency"][tool],
+            skipped[tool],
+            ("median_s", "p90_s", "x_peer"),
+        )
+        latency = data["latency"][tool]
+        if latency["status"] == "ok":
+            assert latency["timeouts"] == 0, f"{tool}: a save was never served"
+            assert len(latency["samples_s"]) == latency["saves"] >= 1
+            assert latency["p90_s"] >= latency["median_s"] > 0
+        _check_entry(
+            f"stale {tool}",
+            data["stale"][tool],
+            skipped[tool],
+            ("stale", "answers_after_fresh", "stale_pct"),
+        )
+        _check_entry(
+            f"lost {tool}", data["lost"][tool], skipped[tool], ("requests", "failed", "failed_pct")
+        )
+        lost = data["lost"][tool]
+        if lost["status"] == "ok":
+            assert lost["requests"] > 0 and sum(lost["by_kind"].values()) == lost["failed"]
+
+
+def test_idle_covers_both_projects(results: tuple[Path, dict[str, Any]]) -> None:
+    _, data = results
+    assert set(data["idle"]) == {"demo", data["meta"]["large_project"]}
+    assert data["projects"]["large"]["modules_loaded"] > data["projects"]["demo"]["modules_loaded"]
+    for project, tools in data["idle"].items():
+        assert set(tools) == MAIN_TOOLS
+        for tool, entry in tools.items():
+            _check_entry(
+                f"idle {project} {tool}",
+                entry,
+                data["tools"][tool]["skipped"],
+                ("seconds", "cpu_s", "baseline_cpu_s", "extra_cpu_s", "extra_core_pct"),
+            )
+
+
+def test_overhead_has_three_variants_per_server(results: tuple[Path, dict[str, Any]]) -> None:
+    _, data = results
+    assert set(data["overhead"]) == {"gunicorn", "mod_wsgi"}
+    for family, rows in data["overhead"].items():
+        assert set(rows) == {"bare", "on", "off"}
+        for variant, row in rows.items():
+            _check_entry(
+                f"overhead {family} {variant}",
+                row,
+                data["tools"][row["tool"]]["skipped"],
+                ("rps_median", "rss_mib_per_worker", "pss_mib_total"),
+            )
+
+
+def test_scale_has_every_point(results: tuple[Path, dict[str, Any]]) -> None:
+    _, data = results
+    settings = data["meta"]["settings"]
+    for axis, key, expected in (
+        ("workers", "workers", settings["scale_workers"]),
+        ("files", "project", settings["scale_projects"]),
+    ):
+        for tool, points in data["scale"][axis].items():
+            assert [p[key] for p in points] == list(expected), f"{axis} {tool}"
+            for point in points:
+                _check_entry(
+                    f"scale {axis} {tool} {point[key]}",
+                    point,
+                    data["tools"][tool]["skipped"],
+                    ("latency_median_s", "idle_extra_core_pct", "modules"),
+                )
+
+
+def test_every_server_was_stopped(results: tuple[Path, dict[str, Any]]) -> None:
+    _, data = results
+    workdir = data["meta"]["workdir"]
+    left = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            continue
+        if cwd.startswith(workdir):
+            left.append(pid)
+    assert not left, f"processes still running in {workdir}: {left}"
