@@ -136,20 +136,23 @@ class Watcher:
 
     def _catch_up(self, plan: WatchPlan) -> bool:
         """Dispatch the plan's files modified while nothing watched them; True if watching
-        ended. A file we looked at before counts from that look on; a file new to the plan
-        counts from the start, since no monitor may have covered it until now."""
+        ended. A file the last look covered counts from that look on; any other file counts
+        from the start, since no monitor may have covered it until now."""
         now_ns = time.time_ns()
         touched = set()
         recent = set()
+        looked_at = set()
         for path in plan.existing_files():
             new = path not in self._seen
             mtime = _mtime_ns(path)
             if (self._start_ns if new else self._since_ns) < mtime <= now_ns and self.accept(path):
                 touched.add(path)
-            if new:
-                self._seen.add(path)
-                if mtime > self._start_ns - STALE_BYTECODE_NS:
-                    recent.add(path)
+            looked_at.add(path)
+            if new and mtime > self._start_ns - STALE_BYTECODE_NS:
+                recent.add(path)
+        # Only what this plan held was covered: a file that leaves the plan (the supervisor
+        # drops an exited worker's files) and comes back counts from the start again.
+        self._seen = looked_at
         # Just imported, perhaps from bytecode compiled before their last save.
         touched |= {p for p in stale_bytecode(recent) if self.accept(p)}
         self._since_ns = now_ns - MTIME_SLACK_NS

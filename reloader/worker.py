@@ -60,6 +60,9 @@ class Worker:
                 reporter.refresh_patterns = self.django.patterns
             reporter.report()
             reporter.listen(self._changed)
+            late = reporter.changed_since_start()
+            if late:
+                self._changed(late)
         return served
 
     def _load(self, sources: Sources) -> WSGIApp:

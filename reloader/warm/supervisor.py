@@ -23,7 +23,9 @@ import signal
 import time
 from pathlib import Path
 
+from ..bytecode import discard_bytecode, stale_bytecode
 from ..log import describe_paths
+from ..watcher import STALE_BYTECODE_NS
 from ..watching import Pattern, WatchPlan
 from .rundir import Report, RunDir
 
@@ -88,7 +90,9 @@ class Supervisor:
         reports = {p for p in paths if self.sources.is_report(p)}
         paths -= reports | {p for p in paths if p.parent == self.run.path}
         if reports:
+            known = {r.pid for r in self.sources.workers}
             self.sources.reread()
+            self._stop_late_starters(known)
         if not paths:
             return False
         if paths & self.sources.arbiter_files:
@@ -109,6 +113,7 @@ class Supervisor:
                 if r.started_ns < changed_ns and r.pid not in self.stopping
             ]
             if stale:
+                discard_bytecode(restart)
                 logger.info(
                     "restarting workers %s: changed %s",
                     ", ".join(map(str, stale)),
@@ -117,6 +122,27 @@ class Supervisor:
                 self._signal(stale, signal.SIGTERM)
                 self.stopping.update(stale)
         return False
+
+    def _stop_late_starters(self, known: set[int]) -> None:
+        """A worker that reports for the first time may have imported a file saved while it
+        was starting, before its report let us watch for it: stop it too."""
+        for report in self.sources.workers:
+            if report.pid in known or report.pid in self.stopping:
+                continue
+            mtimes = {Path(f): _mtime_ns(Path(f)) for f in report.files}
+            now = time.time_ns()  # a file dated in the future would stop every new worker
+            late = {f for f, mtime in mtimes.items() if report.started_ns < mtime <= now}
+            recent = report.started_ns - STALE_BYTECODE_NS
+            late |= stale_bytecode(f for f, mtime in mtimes.items() if mtime > recent)
+            if late:
+                discard_bytecode(late)
+                logger.info(
+                    "restarting worker %d: changed while it started: %s",
+                    report.pid,
+                    describe_paths(late),
+                )
+                self._signal([report.pid], signal.SIGTERM)
+                self.stopping.add(report.pid)
 
     def _declared(self, path: Path) -> bool:
         return any(p.matches(path) for p in self.sources.refresh_patterns)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -60,6 +61,20 @@ class Reporter:
             modules=modules,
         )
         self.run.write_report("worker", report)
+
+    def changed_since_start(self) -> set[Path]:
+        """Files of the plan saved while this worker was starting: the supervisor could not
+        watch them for us yet, so we look before serving anything."""
+        now = time.time_ns()
+        changed = set()
+        for path in self.sources.plan().files:
+            try:
+                mtime = os.stat(path).st_mtime_ns
+            except OSError:
+                continue
+            if self.started_ns < mtime <= now:
+                changed.add(path)
+        return changed
 
     def listen(self, on_changes: Callable[[set[Path]], bool]) -> None:
         """Apply the supervisor's refresh requests with `on_changes`, as a watcher would."""
