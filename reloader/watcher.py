@@ -8,7 +8,6 @@ nothing because Django handled it) and returns True when watching should end.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Collection
 from pathlib import Path
@@ -18,6 +17,7 @@ from .bytecode import stale_bytecode
 from .monitors import Monitor, PollingMonitor, choose_monitor
 from .threads import StopFlag, start_thread
 from .watching import ChangeFilter, WatchPlan
+from .watching.plan import mtime_ns
 
 __all__ = ["MTIME_SLACK_NS", "RESCAN_TICKS", "PlanSource", "Watcher"]
 
@@ -144,7 +144,7 @@ class Watcher:
         looked_at = set()
         for path in plan.existing_files():
             new = path not in self._seen
-            mtime = _mtime_ns(path)
+            mtime = mtime_ns(path)
             if (self._start_ns if new else self._since_ns) < mtime <= now_ns and self.accept(path):
                 touched.add(path)
             looked_at.add(path)
@@ -177,10 +177,3 @@ class _Wake:
 
     def is_set(self) -> bool:
         return self.stop.is_set() or self.sources.generation != self.generation
-
-
-def _mtime_ns(path: Path) -> int:
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return 0

@@ -27,6 +27,7 @@ from ..bytecode import discard_bytecode, stale_bytecode
 from ..log import describe_paths
 from ..watcher import STALE_BYTECODE_NS
 from ..watching import Pattern, WatchPlan
+from ..watching.plan import mtime_ns
 from .rundir import Report, RunDir
 
 __all__ = ["SIGNAL", "ReportedSources", "Supervisor"]
@@ -105,7 +106,7 @@ class Supervisor:
             self._signal([r.pid for r in self.sources.workers], SIGNAL)
         restart = paths - refresh
         if restart:
-            changed_ns = max((_mtime_ns(p) for p in restart), default=0) or time.time_ns()
+            changed_ns = max((mtime_ns(p) for p in restart), default=0) or time.time_ns()
             # A worker forked after the last save imported the new code already.
             stale = [
                 r.pid
@@ -129,7 +130,7 @@ class Supervisor:
         for report in self.sources.workers:
             if report.pid in known or report.pid in self.stopping:
                 continue
-            mtimes = {Path(f): _mtime_ns(Path(f)) for f in report.files}
+            mtimes = {Path(f): mtime_ns(Path(f)) for f in report.files}
             now = time.time_ns()  # a file dated in the future would stop every new worker
             late = {f for f, mtime in mtimes.items() if report.started_ns < mtime <= now}
             recent = report.started_ns - STALE_BYTECODE_NS
@@ -151,10 +152,3 @@ class Supervisor:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
-
-
-def _mtime_ns(path: Path) -> int:
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return 0

@@ -13,6 +13,7 @@ from types import FrameType
 
 from ..restarters.gunicorn import in_gunicorn_worker
 from ..watching import Pattern, Sources
+from ..watching.plan import mtime_ns
 from ..watching.sources import is_third_party, module_file
 from .rundir import ENV, Report, RunDir
 from .supervisor import SIGNAL
@@ -66,15 +67,9 @@ class Reporter:
         """Files of the plan saved while this worker was starting: the supervisor could not
         watch them for us yet, so we look before serving anything."""
         now = time.time_ns()
-        changed = set()
-        for path in self.sources.plan().files:
-            try:
-                mtime = os.stat(path).st_mtime_ns
-            except OSError:
-                continue
-            if self.started_ns < mtime <= now:
-                changed.add(path)
-        return changed
+        return {
+            path for path in self.sources.plan().files if self.started_ns < mtime_ns(path) <= now
+        }
 
     def listen(self, on_changes: Callable[[set[Path]], bool]) -> None:
         """Apply the supervisor's refresh requests with `on_changes`, as a watcher would."""

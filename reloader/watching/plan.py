@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["MAX_TREE_DIRECTORIES", "Pattern", "WatchPlan", "split_glob"]
+__all__ = ["MAX_TREE_DIRECTORIES", "Pattern", "WatchPlan", "mtime_ns", "split_glob"]
 
 MAX_TREE_DIRECTORIES = 2000
 """How many directories one recursive pattern may add, so a stray '**' on a home directory
@@ -95,3 +95,11 @@ class WatchPlan:
         yet, the folder of an extra file)."""
         wanted = {f.parent for f in self.files} | {p.directory for p in self.patterns}
         return frozenset(d for d in wanted if not d.is_dir())
+
+
+def mtime_ns(path: Path) -> int:
+    """The file's modification time in nanoseconds; 0 when it is gone."""
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
