@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 
 __all__ = [
     "SETTINGS",
+    "WARM_DJANGO",
     "ConfigError",
     "Options",
     "Setting",
@@ -184,6 +185,20 @@ SHOW_ERRORS: Setting[ShowErrors] = Setting(
 )
 
 SETTINGS: tuple[Setting[Any], ...] = (APP, ENABLED, EXTRA_FILES, IGNORE, POLLING, SHOW_ERRORS)
+
+
+WARM_DJANGO: Setting[bool] = Setting(
+    name="warm_django",
+    env="RELOADER_WARM_DJANGO",
+    parse=_parse_bool,
+    default=True,
+    accepts="1/true/yes/on or 0/false/no/off",
+    doc="Warm mode only: run django.setup() in the arbiter, so workers are forked with the "
+    "settings read and the models imported. An edit of a file setup imported (settings, models, "
+    "admin modules) then re-execs the arbiter. Off: such edits restart only the workers, and "
+    "each worker runs setup itself.",
+)
+"""Read by the warm arbiter alone, so not a keyword of `wrap()`."""
 
 
 @dataclass(frozen=True)

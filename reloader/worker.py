@@ -55,7 +55,8 @@ class Worker:
             sources.loading = False
         if run is not None:
             # The arbiter's supervisor watches for this worker: tell it what to watch.
-            reporter = Reporter(run, sources, started_ns)
+            loaded = not isinstance(served, ErrorApp)
+            reporter = Reporter(run, sources, started_ns, loaded)
             if self.django is not None:
                 reporter.refresh_patterns = self.django.patterns
             reporter.report()

@@ -116,15 +116,16 @@ def gunicorn(tmp_path: Path) -> Iterator[StartGunicorn]:
     yield start
     failures = []
     for server in reversed(servers):
-        # Shown by pytest only when the test fails: the log is the first thing to read.
-        # "slow: started" lines of warm-ups are noise there.
-        lines = [ln for ln in server.log().splitlines() if not ln.startswith("slow: started")]
-        print(f"----- log of {' '.join(server.argv[3:])} ({server.log_path})")
-        print("\n".join(lines[-300:]))
         try:
             server.stop()
         except AssertionError as exc:
             failures.append(str(exc))
+        # Shown by pytest only when the test fails: the log is the first thing to read, whole
+        # once the server stopped and its output was copied. "slow: started" lines of
+        # warm-ups are noise there.
+        lines = [ln for ln in server.log().splitlines() if not ln.startswith("slow: started")]
+        print(f"----- log of {' '.join(server.argv[3:])} ({server.log_path})")
+        print("\n".join(lines[-300:]))
     assert not failures, failures
 
 

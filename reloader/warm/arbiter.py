@@ -9,12 +9,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 from ..log import make_visible
-from ..settings import read_options
+from ..settings import WARM_DJANGO, read_options
 from ..watching.sources import module_file
+from .django_setup import DjangoSetup, SetupProblem
 from .preload import Preloader
 from .rundir import ENV, Report, RunDir
 from .supervisor import SIGNAL
@@ -22,6 +25,10 @@ from .supervisor import SIGNAL
 __all__ = ["WarmArbiter"]
 
 logger = logging.getLogger("reloader")
+
+CARRY_ENV = "RELOADER_WARM_CARRY"
+"""Set by a re-exec for the new arbiter: the run directory of the one it replaces, whose
+worker reports say what to import before the first fork, so the first workers are warm."""
 
 COLD_WORKERS = ("gevent", "eventlet", "tornado")
 """Worker classes that must patch the standard library before anything imports it: nothing is
@@ -36,17 +43,21 @@ class WarmArbiter:
         self.preloader = Preloader()
         worker_class = str(getattr(server.cfg, "worker_class_str", ""))
         self.warm = not any(name in worker_class for name in COLD_WORKERS)
+        self.django = DjangoSetup(self.warm and WARM_DJANGO.read(None, os.environ))
         self.supervisor: subprocess.Popen[bytes] | None = None
+        self.exited = _carried_reports()
+        """Reports of workers gone since the last fork: when every worker restarts at once,
+        the arbiter forks the first new one after the last old one exited."""
 
     def start(self) -> None:
         make_visible()
         read_options({})  # a bad RELOADER_* value stops the server here, not in every worker
         os.environ[ENV] = str(self.run.path)
-        self._report()
+        self._report(time.time_ns())
         self.supervisor = subprocess.Popen(
             [sys.executable, "-m", "reloader.warm", str(self.run.path), str(self.pid)]
         )
-        signal.signal(SIGNAL, self._reexec)
+        signal.signal(SIGNAL, self._on_signal)
         mode = "workers are forked warm" if self.warm else "nothing is preloaded for it"
         logger.info("one watcher for the server (pid %d); %s", self.supervisor.pid, mode)
 
@@ -54,11 +65,45 @@ class WarmArbiter:
         """Import what the workers reported, so the next one starts with it done."""
         if not self.warm:
             return
-        names = dict.fromkeys(n for r in self.run.reports("worker") for n in r.modules)
+        started_ns = time.time_ns()
+        reports = [*self.run.reports("worker"), *self.exited]
+        self.exited = []
+        other = self.django.other_settings(reports)
+        if other is not None:
+            self.reexec(f"a worker runs Django with {other}", carry=False)
+        grown = False
+        report = self.django.due(reports)
+        if report is not None:
+            problem = self.django.run(report)
+            if problem is not None:
+                self._setup_failed(problem)
+            seconds = (time.time_ns() - started_ns) / 1e9
+            logger.info(
+                "Django set up in the arbiter (%s, %.2f s): workers are forked with "
+                "settings and models loaded",
+                report.django_settings,
+                seconds,
+            )
+            # What failed before the apps were ready imports now.
+            self.preloader.refused.clear()
+            grown = True
+        names = dict.fromkeys(n for r in reports for n in r.modules)
         if names and self.preloader.preload(names):
-            self._report()
+            grown = True
+        if grown:
+            self._report(started_ns)
 
-    def _report(self) -> None:
+    def _setup_failed(self, problem: SetupProblem) -> NoReturn:
+        """`populate()` cannot be undone: start afresh. A setup that raised may have met a
+        broken module, which the workers will show; one that misbehaved would do it again."""
+        if problem.raised:
+            self.reexec(f"django.setup() failed: {problem.what}", carry=False)
+        logger.warning("django.setup() in the arbiter %s: leaving it to the workers", problem.what)
+        self.reexec("Django's setup misbehaved", {WARM_DJANGO.env: "0"}, carry=False)
+
+    def _report(self, started_ns: int) -> None:
+        """Tell the supervisor the files held here; those new in this report were imported
+        after `started_ns`, so a save since then means they are stale already."""
         files = {
             str(path)
             for module in list(sys.modules.values())
@@ -67,30 +112,47 @@ class WarmArbiter:
         config = getattr(self.server.cfg, "config", None)
         if isinstance(config, str) and os.path.isfile(config):
             files.add(os.path.abspath(config))
-        self.run.write_report("arbiter", Report(pid=self.pid, files=sorted(files)))
+        report = Report(pid=self.pid, started_ns=started_ns, files=sorted(files))
+        self.run.write_report("arbiter", report)
 
     def worker_exited(self, pid: int) -> None:
+        report = self.run.worker_report(pid)
+        if report is not None:
+            self.exited.append(report)
         self.run.remove_worker(pid)
 
     def stop(self) -> None:
-        if self.supervisor is not None and self.supervisor.poll() is None:
-            self.supervisor.terminate()
+        self._stop_supervisor()
         shutil.rmtree(self.run.path, ignore_errors=True)
 
-    def _reexec(self, _signum: int, _frame: FrameType | None) -> None:
-        """What the arbiter imported changed: stop the workers gracefully and become a fresh
-        gunicorn, same pid, same listening sockets (connections wait in their backlog)."""
+    def _stop_supervisor(self) -> None:
+        if self.supervisor is not None and self.supervisor.poll() is None:
+            self.supervisor.terminate()
+
+    def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
         if os.getpid() != self.pid:
             return  # a worker that has not installed its own handler yet
+        self.reexec("code it imported changed")
+
+    def reexec(
+        self, why: str, environ_changes: dict[str, str] | None = None, carry: bool = True
+    ) -> NoReturn:
+        """Stop the workers gracefully and become a fresh gunicorn: same pid, same listening
+        sockets (connections wait in their backlog). With `carry`, the new arbiter imports
+        what this one held before it forks. Does not return."""
         arbiter = self.server
-        logger.info("re-executing the arbiter %d for code it imported", self.pid)
+        logger.info("re-executing the arbiter %d: %s", self.pid, why)
         arbiter.kill_workers(signal.SIGTERM)
-        self.stop()
+        environ = {**os.environ, **(environ_changes or {})}
+        environ.pop(ENV, None)
+        if carry:
+            self._stop_supervisor()
+            environ[CARRY_ENV] = str(self.run.path)
+        else:
+            self.stop()
         stop_control = getattr(arbiter, "_stop_control_server", None)
         if callable(stop_control):
             stop_control()
-        environ = dict(os.environ)
-        environ.pop(ENV, None)
         # gunicorn's own re-exec protocol (USR2): take over these sockets, then find the
         # "old master" (ourselves) gone and promote itself.
         environ["GUNICORN_PID"] = str(self.pid)
@@ -101,3 +163,14 @@ class WarmArbiter:
         # The command line as typed: gunicorn's own record of it turns `python -m gunicorn`
         # into a run of gunicorn/__main__.py, which puts gunicorn's package dir on sys.path.
         os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environ)
+
+
+def _carried_reports() -> list[Report]:
+    """The reports a re-exec carried over, if any; their directory is removed, so workers of
+    the replaced arbiter that still finish requests report nowhere."""
+    path = os.environ.pop(CARRY_ENV, None)
+    if not path:
+        return []
+    reports = list(RunDir(Path(path)).reports("worker"))
+    shutil.rmtree(path, ignore_errors=True)
+    return reports

@@ -9,15 +9,14 @@ to the workers, and not tried again.
 
 from __future__ import annotations
 
-import _thread
 import importlib
 import logging
-import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from ..watching.sources import is_third_party, module_file
+from .footprint import Footprint
 
 __all__ = ["Preloader"]
 
@@ -28,13 +27,6 @@ def _third_party(path: Path | None) -> bool:
     if path is None:
         return True  # built-in or frozen: nothing of the project's
     return is_third_party(path)
-
-
-def _open_fds() -> set[str]:
-    try:
-        return set(os.listdir("/proc/self/fd"))
-    except OSError:
-        return set()
 
 
 def _settings_configured() -> bool:
@@ -60,8 +52,7 @@ class Preloader:
 
     def _try(self, name: str) -> bool:
         before = set(sys.modules)
-        threads = _thread._count()
-        fds = _open_fds()
+        footprint = Footprint()
         configured = _settings_configured()
         problem = None
         try:
@@ -73,12 +64,10 @@ class Preloader:
             project = sorted(n for n in added if not _third_party(_file_of(sys.modules.get(n))))
             if project:
                 problem = f"imports project code ({', '.join(project[:3])})"
-            elif _thread._count() > threads:
-                problem = "starts a thread"
-            elif _open_fds() - fds:
-                problem = "opens a file descriptor"
             elif _settings_configured() and not configured:
                 problem = "loads the Django settings"
+            else:
+                problem = footprint.grown()
         if problem is None:
             return True
         self._roll_back(before, configured)

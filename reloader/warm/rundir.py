@@ -37,6 +37,12 @@ class Report:
     modules: list[str] = field(default_factory=list)
     """Third-party modules imported, in import order: what the arbiter may import for the
     next workers."""
+    loaded: bool = True
+    """Whether the application loaded (False: the worker serves the error page)."""
+    django_settings: str = ""
+    """DJANGO_SETTINGS_MODULE of a worker serving a Django project, else empty."""
+    sys_path: list[str] = field(default_factory=list)
+    """The worker's `sys.path` once loaded: where the arbiter finds the project."""
 
 
 class RunDir:
@@ -70,16 +76,28 @@ class RunDir:
     def reports(self, kind: str) -> Iterator[Report]:
         pattern = "worker-*.json" if kind == "worker" else "arbiter.json"
         for path in sorted(self.path.glob(pattern)):
-            data = self._read(path.name)
-            if isinstance(data, dict):
-                yield Report(
-                    pid=int(data.get("pid", 0)),
-                    started_ns=int(data.get("started_ns", 0)),
-                    files=list(data.get("files", [])),
-                    patterns=_triples(data.get("patterns", [])),
-                    refresh_patterns=_triples(data.get("refresh_patterns", [])),
-                    modules=list(data.get("modules", [])),
-                )
+            report = self._report(path.name)
+            if report is not None:
+                yield report
+
+    def worker_report(self, pid: int) -> Report | None:
+        return self._report(f"worker-{pid}.json")
+
+    def _report(self, name: str) -> Report | None:
+        data = self._read(name)
+        if not isinstance(data, dict):
+            return None
+        return Report(
+            pid=int(data.get("pid", 0)),
+            started_ns=int(data.get("started_ns", 0)),
+            files=list(data.get("files", [])),
+            patterns=_triples(data.get("patterns", [])),
+            refresh_patterns=_triples(data.get("refresh_patterns", [])),
+            modules=list(data.get("modules", [])),
+            loaded=bool(data.get("loaded", True)),
+            django_settings=str(data.get("django_settings", "")),
+            sys_path=list(data.get("sys_path", [])),
+        )
 
     def request_refresh(self, paths: list[str]) -> None:
         self._write("refresh.json", paths)

@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from ..bytecode import discard_bytecode, stale_bytecode
@@ -43,6 +44,18 @@ def _patterns(entries: list[tuple[str, str, bool]]) -> set[Pattern]:
     return {Pattern(Path(d), glob, bool(recursive)) for d, glob, recursive in entries}
 
 
+def _saved_since(files: AbstractSet[Path], started_ns: int) -> set[Path]:
+    """Of `files` imported by a process that began importing at `started_ns`, those saved
+    since (or whose bytecode is older than their source): it holds stale code."""
+    if not started_ns:
+        return set()
+    mtimes = {f: mtime_ns(f) for f in files}
+    now = time.time_ns()  # a file dated in the future would count on every start
+    late = {f for f, mtime in mtimes.items() if started_ns < mtime <= now}
+    recent = started_ns - STALE_BYTECODE_NS
+    return late | stale_bytecode(f for f, mtime in mtimes.items() if mtime > recent)
+
+
 class ReportedSources:
     """What the reports in the run directory say to watch, plus the reports themselves."""
 
@@ -51,6 +64,8 @@ class ReportedSources:
         self.generation = 0
         self.workers: list[Report] = []
         self.arbiter_files: frozenset[Path] = frozenset()
+        self.arbiter_started_ns = 0
+        """When the arbiter began the imports its latest report added."""
         self.refresh_patterns: frozenset[Pattern] = frozenset()
         self.reread()
 
@@ -58,6 +73,7 @@ class ReportedSources:
         self.workers = list(self.run.reports("worker"))
         arbiter = next(iter(self.run.reports("arbiter")), Report(pid=0))
         self.arbiter_files = frozenset(Path(f) for f in arbiter.files)
+        self.arbiter_started_ns = arbiter.started_ns
         self.refresh_patterns = frozenset(
             p for report in self.workers for p in _patterns(report.refresh_patterns)
         )
@@ -92,12 +108,18 @@ class Supervisor:
         paths -= reports | {p for p in paths if p.parent == self.run.path}
         if reports:
             known = {r.pid for r in self.sources.workers}
+            held = self.sources.arbiter_files
             self.sources.reread()
+            # Imported by the arbiter while being saved: as stale as a change seen later.
+            paths |= _saved_since(
+                self.sources.arbiter_files - held, self.sources.arbiter_started_ns
+            )
             self._stop_late_starters(known)
         if not paths:
             return False
         if paths & self.sources.arbiter_files:
             logger.info("re-executing the arbiter: changed %s", describe_paths(paths))
+            discard_bytecode(paths)
             self._signal([self.arbiter_pid], SIGNAL)
             return True
         refresh = {p for p in paths if p.suffix != ".py" and self._declared(p)}
@@ -130,11 +152,7 @@ class Supervisor:
         for report in self.sources.workers:
             if report.pid in known or report.pid in self.stopping:
                 continue
-            mtimes = {Path(f): mtime_ns(Path(f)) for f in report.files}
-            now = time.time_ns()  # a file dated in the future would stop every new worker
-            late = {f for f, mtime in mtimes.items() if report.started_ns < mtime <= now}
-            recent = report.started_ns - STALE_BYTECODE_NS
-            late |= stale_bytecode(f for f, mtime in mtimes.items() if mtime > recent)
+            late = _saved_since({Path(f) for f in report.files}, report.started_ns)
             if late:
                 discard_bytecode(late)
                 logger.info(

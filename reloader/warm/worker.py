@@ -3,6 +3,7 @@ to the run directory, and applies refresh requests from the supervisor."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from ..integrations.django import django_ready
 from ..restarters.gunicorn import in_gunicorn_worker
 from ..watching import Pattern, Sources
 from ..watching.plan import mtime_ns
@@ -36,10 +38,11 @@ def _triples(patterns: set[Pattern]) -> list[tuple[str, str, bool]]:
 
 
 class Reporter:
-    def __init__(self, run: RunDir, sources: Sources, started_ns: int) -> None:
+    def __init__(self, run: RunDir, sources: Sources, started_ns: int, loaded: bool) -> None:
         self.run = run
         self.sources = sources
         self.started_ns = started_ns
+        self.loaded = loaded
         self.refresh_patterns: set[Pattern] = set()
 
     def report(self) -> None:
@@ -60,8 +63,13 @@ class Reporter:
             patterns=_triples(set(plan.patterns) - self.refresh_patterns),
             refresh_patterns=_triples(self.refresh_patterns),
             modules=modules,
+            loaded=self.loaded,
+            django_settings=os.environ.get("DJANGO_SETTINGS_MODULE", "") if django_ready() else "",
+            sys_path=list(sys.path),
         )
-        self.run.write_report("worker", report)
+        # Gone when the arbiter re-executes while this worker finishes its last requests.
+        with contextlib.suppress(FileNotFoundError):
+            self.run.write_report("worker", report)
 
     def changed_since_start(self) -> set[Path]:
         """Files of the plan saved while this worker was starting: the supervisor could not

@@ -1,0 +1,72 @@
+"""The pure parts of warm mode: when the arbiter sets Django up, and what a fork hands down."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from reloader.warm.django_setup import DjangoSetup
+from reloader.warm.footprint import Footprint
+from reloader.warm.rundir import Report, RunDir
+
+
+def _report(pid: int, settings: str = "mysite.settings", loaded: bool = True) -> Report:
+    return Report(pid=pid, loaded=loaded, django_settings=settings, modules=["django"])
+
+
+def test_setup_waits_for_every_worker_to_load_the_same_project() -> None:
+    setup = DjangoSetup(enabled=True)
+    assert setup.due([]) is None
+    assert setup.due([_report(1), _report(2, loaded=False)]) is None, "a broken load"
+    assert setup.due([_report(1), _report(2, settings="")]) is None, "not Django"
+    assert setup.due([_report(1), _report(2, settings="other.settings")]) is None
+    assert setup.due([_report(1), _report(2)]) == _report(1)
+    assert DjangoSetup(enabled=False).due([_report(1)]) is None
+
+
+def test_setup_runs_once_and_notices_another_settings_module() -> None:
+    setup = DjangoSetup(enabled=True)
+    assert setup.other_settings([_report(1, settings="other.settings")]) is None, "not set up"
+    setup.settings_module = "mysite.settings"
+    assert setup.due([_report(1)]) is None, "already set up"
+    assert setup.other_settings([_report(1), _report(2, settings="")]) is None
+    assert setup.other_settings([_report(1, settings="other.settings")]) == "other.settings"
+
+
+def test_footprint_names_a_thread_and_a_descriptor(tmp_path: Path) -> None:
+    footprint = Footprint()
+    assert footprint.grown() is None
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert footprint.grown() == "starts a thread"
+    finally:
+        stop.set()
+        thread.join()
+    fd = os.open(tmp_path / "log", os.O_CREAT | os.O_WRONLY | os.O_APPEND)
+    try:
+        assert footprint.grown() == "opens a file descriptor"
+        assert footprint.grown(allowed_fds={fd}) is None
+    finally:
+        os.close(fd)
+
+
+def test_reports_round_trip(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    report = Report(
+        pid=7,
+        started_ns=5,
+        files=["/a.py"],
+        patterns=[("/t", "*.html", True)],
+        modules=["django"],
+        loaded=False,
+        django_settings="s",
+        sys_path=["/p"],
+    )
+    run.write_report("worker", report)
+    assert run.worker_report(7) == report
+    assert list(run.reports("worker")) == [report]
+    run.remove_worker(7)
+    assert run.worker_report(7) is None
