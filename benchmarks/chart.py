@@ -19,14 +19,27 @@ def _ok(entry: dict[str, Any]) -> bool:
     return entry.get("status") == "ok"
 
 
+def _latency_bars(
+    ax: Any, entries: dict[str, Any], xs: list[float], width: float, label: str, color: str
+) -> None:
+    medians = [e["median_s"] or 0 for e in entries.values()]
+    p90 = [max(0.0, (e["p90_s"] or 0) - m) for e, m in zip(entries.values(), medians, strict=True)]
+    yerr = [[0] * len(medians), p90]
+    ax.bar(xs, medians, width, yerr=yerr, capsize=4, color=color, label=label)
+
+
 def _bars_latency(ax: Any, data: dict[str, Any]) -> None:
+    """Per tool: after a view edit, and beside it after a models edit where that was measured."""
     tools = [t for t in MAIN_TOOLS if _ok(data["latency"][t])]
-    medians = [data["latency"][t]["median_s"] or 0 for t in tools]
-    p90 = [
-        max(0.0, (data["latency"][t]["p90_s"] or 0) - m)
-        for t, m in zip(tools, medians, strict=True)
-    ]
-    ax.bar(range(len(tools)), medians, yerr=[[0] * len(tools), p90], capsize=4, color="tab:blue")
+    models = {t: e for t, e in data.get("models", {}).items() if _ok(e) and t in tools}
+    shift, width = (0.2, 0.4) if models else (0.0, 0.8)
+    views = {t: data["latency"][t] for t in tools}
+    xs = [x - shift for x in range(len(tools))]
+    _latency_bars(ax, views, xs, width, "edit of pages/version.py", "tab:blue")
+    if models:
+        xs = [tools.index(t) + shift for t in models]
+        _latency_bars(ax, models, xs, width, "edit of pages/models.py", "tab:orange")
+        ax.legend(fontsize=8)
     ax.set_xticks(
         range(len(tools)), [TOOLS[t].label for t in tools], rotation=20, ha="right", fontsize=8
     )

@@ -1,4 +1,6 @@
-"""HTTP client side: one request, and a pool of pollers that hammer /version/ on 127.0.0.1.
+"""HTTP client side: one request, and a pool of pollers that hammer one page on 127.0.0.1.
+
+The pages answer "<VERSION> pid=<pid>": which code a process serves, and which process it is.
 
 Each request opens a new connection, so the kernel hands it to whichever worker accepts
 first: that spreads requests over all workers (keep-alive would pin a poller to one worker).
@@ -14,7 +16,6 @@ import time
 from dataclasses import dataclass
 
 HOST = "127.0.0.1"  # loopback only, by design
-PATH = "/version/"
 _PID = re.compile(rb"pid=(\d+)")
 
 
@@ -32,14 +33,14 @@ class Reply:
         return self.error is None
 
 
-def fetch(port: int, timeout: float = 5.0) -> Reply:
+def fetch(port: int, path: str, timeout: float = 5.0) -> Reply:
     sent = time.monotonic()
     status: int | None = None
     body = b""
     error: str | None = None
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        conn.request("GET", PATH, headers={"Connection": "close"})
+        conn.request("GET", path, headers={"Connection": "close"})
         response = conn.getresponse()
         status, body = response.status, response.read()
     except ConnectionRefusedError:
@@ -66,13 +67,16 @@ def fetch(port: int, timeout: float = 5.0) -> Reply:
 
 
 class Pollers:
-    """`count` threads, each requesting every `interval` s while active, feeding a queue.
+    """`count` threads, each requesting `path` every `interval` s while active, feeding a queue.
 
     Bounded: every thread stops at `stop()` or after `max_seconds`, whichever comes first.
     """
 
-    def __init__(self, port: int, count: int, interval: float, max_seconds: float) -> None:
+    def __init__(
+        self, port: int, path: str, count: int, interval: float, max_seconds: float
+    ) -> None:
         self.port = port
+        self.path = path
         self.interval = interval
         self.replies: queue.Queue[Reply] = queue.Queue()
         self.active = threading.Event()
@@ -105,7 +109,7 @@ class Pollers:
             if self._stop.is_set() or not self.active.is_set():
                 continue
             began = time.monotonic()
-            self.replies.put(fetch(self.port))
+            self.replies.put(fetch(self.port, self.path))
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - began)))
 
     def take(self, timeout: float) -> Reply | None:

@@ -1,9 +1,10 @@
 """The measurements on a running server: reload latency and staleness, lost requests under
 load, idle CPU, and throughput/memory.
 
-One save is followed the same way everywhere (`_follow_save`): pollers request /version/ on
-fresh connections; the save is over when every worker has answered with the new code and no
-old answer came for `quiet_seconds`, or after `edit_timeout`.
+One save is followed the same way everywhere (`_follow_save`): pollers request the edited
+module's page (/version/ for pages/version.py, /models-version/ for pages/models.py) on fresh
+connections; the save is over when every worker has answered with the new code and no old
+answer came for `quiet_seconds`, or after `edit_timeout`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import stats
-from .client import HOST, PATH, Pollers, Reply
+from .client import HOST, Pollers, Reply
 from .config import Settings
 from .procs import cpu_seconds, pss_mib, rss_mib
+from .project import EDIT_VIEW, Editor, Target
 from .servers import wrk_path
 from .session import Session, warm
 
@@ -53,9 +55,11 @@ def _log_steps(session: Session, since: float, until: float) -> dict[str, float]
     return found
 
 
-def _follow_save(session: Session, pollers: Pollers, settings: Settings, sink: list[Reply]) -> Save:
-    save = Save(written=session.editor.write())
-    token = session.editor.token
+def _follow_save(
+    session: Session, editor: Editor, pollers: Pollers, settings: Settings, sink: list[Reply]
+) -> Save:
+    save = Save(written=editor.write())
+    token = editor.token
     fresh_pids: set[int] = set()
     deadline = save.written + settings.edit_timeout
     pollers.active.set()
@@ -92,7 +96,14 @@ def _collect(pollers: Pollers, seconds: float, sink: list[Reply]) -> None:
 
 
 def _saves(
-    session: Session, settings: Settings, count: int, *, steady: bool, threads: int, interval: float
+    session: Session,
+    editor: Editor,
+    settings: Settings,
+    count: int,
+    *,
+    steady: bool,
+    threads: int,
+    interval: float,
 ) -> tuple[list[Save], list[Reply]]:
     """`count` saves; with `steady` the load runs throughout, else only while a save is on."""
     replies: list[Reply] = []
@@ -100,13 +111,13 @@ def _saves(
     jitter = random.Random(count)  # seeded: a rerun makes the same pauses
     pause = settings.settle_seconds + settings.jitter_seconds
     bound = count * (settings.edit_timeout + pause + 1) + pause + 5
-    with Pollers(session.port, threads, interval, max_seconds=bound) as pollers:
+    with Pollers(session.port, editor.target.url, threads, interval, bound) as pollers:
         if steady:
             pollers.active.set()
         for _ in range(count):
             delay = settings.settle_seconds + jitter.uniform(0, settings.jitter_seconds)
             _collect(pollers, delay, replies)
-            saves.append(_follow_save(session, pollers, settings, replies))
+            saves.append(_follow_save(session, editor, pollers, settings, replies))
             if not steady:
                 pollers.active.clear()
     return saves, replies
@@ -131,9 +142,12 @@ def _summary(saves: list[Save]) -> dict[str, Any]:
     }
 
 
-def latency(session: Session, settings: Settings, count: int) -> dict[str, Any]:
+def latency(
+    session: Session, settings: Settings, count: int, target: Target = EDIT_VIEW
+) -> dict[str, Any]:
     saves, _ = _saves(
         session,
+        session.editors[target],
         settings,
         count,
         steady=False,
@@ -149,6 +163,10 @@ def latency(session: Session, settings: Settings, count: int) -> dict[str, Any]:
     ]
     return {
         **_summary(saves),
+        "file": target.file,
+        # Processes that served the file's current code before the first save: a worker that
+        # had not imported it yet would import the new code and look reloaded at once.
+        "warmed_workers": len(session.warmed[target]),
         "stale": {
             "answers_after_fresh": after,
             "stale": stale,
@@ -163,6 +181,7 @@ def latency(session: Session, settings: Settings, count: int) -> dict[str, Any]:
 def lost(session: Session, settings: Settings) -> dict[str, Any]:
     saves, replies = _saves(
         session,
+        session.editor,
         settings,
         settings.lost_reloads,
         steady=True,
@@ -200,7 +219,7 @@ def idle(session: Session, settings: Settings, attempts: int = 3) -> dict[str, A
         if set(session.server.pids()) == pids:
             break
         disturbed += 1
-        warm(session.port, session.editor.token, session.expected, settings.edit_timeout)
+        warm(session.port, session.editor, session.expected, settings.edit_timeout)
     return {
         "seconds": round(seconds, 2),
         "cpu_s": round(used, 4),
@@ -220,7 +239,7 @@ def throughput(session: Session, settings: Settings) -> dict[str, Any]:
     if wrk is None:
         return {"status": "skipped", "reason": "wrk not installed"}
     connections = 2 * session.workers * 2  # enough to keep every worker busy
-    url = f"http://{HOST}:{session.port}{PATH}"
+    url = f"http://{HOST}:{session.port}{session.editor.target.url}"
 
     def wrk_run(seconds: int) -> str:
         argv = [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", url]
@@ -240,7 +259,7 @@ def throughput(session: Session, settings: Settings) -> dict[str, Any]:
             found = pattern.search(out)
             errors += sum(int(n) for n in found.groups()) if found else 0
     # Workers are the processes that answer /version/; the rest (arbiter, Apache) is overhead.
-    workers = warm(session.port, session.editor.token, session.expected, 10.0)
+    workers = warm(session.port, session.editor, session.expected, 10.0)
     rss = [v for v in (rss_mib(pid) for pid in workers) if v is not None]
     return {
         "rps_median": stats.rounded(stats.median(runs), 1),

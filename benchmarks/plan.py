@@ -1,18 +1,19 @@
 """Which servers to start, and what to measure on each, without starting any twice.
 
-A cell is one server start: (tool, project, workers). The main table, the overhead table and
-the scale study ask for overlapping cells (reloader + gunicorn on the demo with 2 workers is in
-all three); merging their requests keeps one run as short as it can be.
+A cell is one server start: (tool, project, workers). The main table, the overhead table, the
+models-edit table and the scale study ask for overlapping cells (reloader + gunicorn on the
+demo with 2 workers is in all four); merging their requests keeps one run as short as it can be.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import MAIN_TOOLS, SCALE_TOOLS, Settings
+from .config import MAIN_TOOLS, MODELS_TOOLS, SCALE_TOOLS, Settings
 from .servers import OVERHEAD, TOOLS
 
 IDLE, LATENCY, LOST, THROUGHPUT = "idle", "latency", "lost", "throughput"
+MODELS = "models"  # latency after saves of pages/models.py instead of pages/version.py
 
 
 @dataclass(frozen=True, order=True)
@@ -46,6 +47,8 @@ def build(settings: Settings, only: set[str] | None = None) -> dict[Cell, set[st
     for tool in MAIN_TOOLS:
         with_baseline(tool, "demo", w, LATENCY, LOST, IDLE)
         with_baseline(tool, settings.large, w, IDLE)
+    for tool in MODELS_TOOLS:
+        want(tool, "demo", w, MODELS)
     for variants in OVERHEAD.values():
         for tool in variants.values():
             want(tool, "demo", w, THROUGHPUT)

@@ -38,9 +38,19 @@ class Project:
     generated_modules: int
     modules_loaded: int  # modules with a file in sys.modules once the app and views are imported
 
-    @property
-    def version_file(self) -> Path:
-        return self.root / "pages" / "version.py"
+
+@dataclass(frozen=True)
+class Target:
+    """A demo module the benchmark saves new VERSIONs into, and the page that answers with it."""
+
+    file: str  # relative to the project root
+    url: str
+
+
+# A view module, imported on a worker's first request; and the models module, which Django
+# imports at setup (and the warm mode's arbiter will hold), so its edit reloads more.
+EDIT_VIEW = Target("pages/version.py", "/version/")
+EDIT_MODELS = Target("pages/models.py", "/models-version/")
 
 
 def _write(path: Path, text: str) -> None:
@@ -96,7 +106,7 @@ def _count_modules(root: Path, app: str, settings: str) -> int:
 
 def make_project(workdir: Path, name: str, modules: int, per_dir: int) -> Project:
     """Copy the demo to workdir/name and add `modules` generated modules (0: the plain demo)."""
-    if not (DEMO / "pages" / "version.py").is_file():
+    if not all((DEMO / t.file).is_file() for t in (EDIT_VIEW, EDIT_MODELS)):
         raise FileNotFoundError(f"the demo project is missing: {DEMO}")
     root = workdir / name
     shutil.copytree(DEMO, root, ignore=shutil.ignore_patterns("__pycache__", "db.sqlite3"))
@@ -152,10 +162,11 @@ def _wsgi_script(app: str, settings: str, wrapped: bool | None) -> str:
 
 
 class Editor:
-    """Writes new VERSION tokens into pages/version.py the way editors save: atomically."""
+    """Writes new VERSION tokens into the target's module the way editors save: atomically."""
 
-    def __init__(self, project: Project, prefix: str) -> None:
-        self.path = project.version_file
+    def __init__(self, project: Project, prefix: str, target: Target = EDIT_VIEW) -> None:
+        self.target = target
+        self.path = project.root / target.file
         self.prefix = prefix
         self.count = 0
         self.original = self.path.read_text(encoding="utf-8")

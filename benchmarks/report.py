@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .config import MAIN_TOOLS, SCALE_TOOLS
+from .config import MAIN_TOOLS, REFERENCE, SCALE_TOOLS
 from .project import REPO
 from .servers import TOOLS
 
@@ -33,6 +33,27 @@ def _times(value: Any) -> str:
     return "-" if value is None else f"x{value:.2g}"
 
 
+def _row(tool: str, entry: dict[str, Any], cells: list[str]) -> str:
+    """The tool's row, or one saying why it was skipped (the cells then say nothing)."""
+    label = TOOLS[tool].label
+    if entry["status"] == "skipped":
+        return f"| {label} | skipped: {entry.get('reason')} " + "|" * len(cells) + " "
+    return " | ".join([f"| {label}", *cells]) + " |"
+
+
+def _latency_cells(lat: dict[str, Any]) -> list[str]:
+    """Median, p90, ratio to the reference reloader."""
+    return [
+        _cell(lat, _num(lat.get("median_s"), " s")),
+        _cell(lat, _num(lat.get("p90_s"), " s")),
+        _cell(lat, _times(lat.get("x_peer"))),
+    ]
+
+
+def _stale_cell(stale: dict[str, Any], entry: dict[str, Any]) -> str:
+    return _cell(entry, f"{stale.get('stale')} / {stale.get('answers_after_fresh')}")
+
+
 def _main_table(data: dict[str, Any]) -> list[str]:
     large = data["meta"]["large_project"]
     rows = [
@@ -44,24 +65,40 @@ def _main_table(data: dict[str, Any]) -> list[str]:
         lat, stale = data["latency"][tool], data["stale"][tool]
         lost = data["lost"][tool]
         idle = [data["idle"][p][tool] for p in data["idle"]]
-        if lat["status"] == "skipped":
-            rows.append(f"| {TOOLS[tool].label} | skipped: {lat.get('reason')} |||||||| ")
-            continue
         rows.append(
-            " | ".join(
+            _row(
+                tool,
+                lat,
                 [
-                    f"| {TOOLS[tool].label}",
-                    _cell(lat, _num(lat.get("median_s"), " s")),
-                    _cell(lat, _num(lat.get("p90_s"), " s")),
-                    _cell(lat, _times(lat.get("x_peer"))),
+                    *_latency_cells(lat),
                     _cell(lat, _num(lat.get("all_fresh_median_s"), " s")),
-                    _cell(stale, f"{stale.get('stale')} / {stale.get('answers_after_fresh')}"),
+                    _stale_cell(stale, stale),
                     _cell(lost, f"{lost.get('failed')} / {lost.get('requests')}"),
                     *(_cell(i, f"{i.get('extra_core_pct', 0):+.2f} % core") for i in idle),
-                ]
+                ],
             )
-            + " |"
         )
+    return rows
+
+
+def _models_table(data: dict[str, Any]) -> list[str]:
+    title = (
+        "Save → fresh after an edit of `pages/models.py` "
+        f"(gunicorn, {data['meta']['workers']} workers)"
+    )
+    models = data.get("models")
+    if models is None:  # a results.json from before this was measured
+        return [f"{title}: not measured."]
+    rows = [
+        f"{title}: the module Django imports its models from at setup, polled at "
+        "`/models-version/`.",
+        "",
+        f"| tool | save → fresh, median | p90 | vs {TOOLS[REFERENCE].label} | stale answers |",
+        "|---|---|---|---|---|",
+    ]
+    for tool, entry in models.items():
+        stale = _stale_cell(entry.get("stale", {}), entry)
+        rows.append(_row(tool, entry, [*_latency_cells(entry), stale]))
     return rows
 
 
@@ -128,6 +165,8 @@ def markdown(data: dict[str, Any], chart: Path | None) -> str:
         "against the same server without reloading.",
         "",
         *_main_table(data),
+        "",
+        *_models_table(data),
         "",
         *_overhead_table(data),
         "",

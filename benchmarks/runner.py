@@ -15,12 +15,13 @@ from typing import Any
 
 from . import measure
 from .config import Settings
-from .plan import IDLE, LATENCY, LOST, THROUGHPUT, Cell
-from .project import Project, make_project
+from .plan import IDLE, LATENCY, LOST, MODELS, THROUGHPUT, Cell
+from .project import EDIT_MODELS, Project, make_project
 from .servers import TOOLS, unavailable
 from .session import Host, Session, StartupError, running
 
-ORDER = (IDLE, THROUGHPUT, LATENCY, LOST)  # idle and memory before any reload disturbs them
+# Idle and memory before any reload disturbs them.
+ORDER = (IDLE, THROUGHPUT, LATENCY, MODELS, LOST)
 
 
 @dataclass
@@ -42,7 +43,7 @@ class Progress:
 
 
 def _describe(measure_name: str, result: dict[str, Any]) -> str:
-    if measure_name == LATENCY:
+    if measure_name in (LATENCY, MODELS):
         stale = result["stale"]
         return (
             f"median {result['median_s']} s, p90 {result['p90_s']} s, all workers "
@@ -72,6 +73,8 @@ def _measure(name: str, session: Session, settings: Settings, edits: int) -> dic
         return measure.throughput(session, settings)
     if name == LATENCY:
         return measure.latency(session, settings, edits)
+    if name == MODELS:
+        return measure.latency(session, settings, settings.models_edits, EDIT_MODELS)
     return measure.lost(session, settings)
 
 
@@ -114,12 +117,14 @@ def run(
                 host=host,
                 slug=cell.slug,
                 timeout=timeout,
+                targets=(EDIT_MODELS,) if MODELS in wanted else (),
             ) as session:
                 result.startup_s = round(session.startup_s, 3)
-                progress(
-                    f"{cell.slug}: up in {result.startup_s} s, "
-                    f"{len(session.serving_pids)}/{session.expected} workers answered"
+                answered = ", ".join(
+                    f"{len(pids)}/{session.expected} on {target.url}"
+                    for target, pids in session.warmed.items()
                 )
+                progress(f"{cell.slug}: up in {result.startup_s} s, workers answered {answered}")
                 for name in (n for n in ORDER if n in wanted):
                     result.results[name] = _measure(name, session, settings, edits)
                     progress(f"{cell.slug}: {name}: {_describe(name, result.results[name])}")

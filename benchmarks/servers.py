@@ -139,7 +139,8 @@ _MOD_WSGI_STEPS = {
     "respawn": r"has died; deregistering and restarting",
     "boot": r"Starting daemon process",
 }
-_RELOADER_DETECT = {"detect": r"reloader.*restarting"}
+# The warm mode re-executes its arbiter instead when code the arbiter imported changed.
+_RELOADER_DETECT = {"detect": r"reloader.*(restarting|re-executing)"}
 
 TOOLS: dict[str, Tool] = {
     tool.name: tool

@@ -2,21 +2,22 @@
 
 "Every worker serves" matters: Django imports the URLconf (and so pages/version.py) on a
 worker's first request, and a worker that never imported the module would simply import the
-new file and look instantly "reloaded".
+new file and look instantly "reloaded". So every page whose module the session will edit is
+requested until each worker answered it with the current token.
 """
 
 from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .client import HOST, Pollers, fetch
 from .procs import Server
-from .project import Editor, Project
+from .project import EDIT_VIEW, Editor, Project, Target
 from .servers import Launch, Tool, environment
 
 
@@ -31,10 +32,18 @@ class Session:
     workers: int
     port: int
     server: Server
-    editor: Editor
+    editors: dict[Target, Editor]  # EDIT_VIEW always: readiness, idle and throughput use it
     expected: int  # processes that should answer: the worker count, or 1 for runserver
     startup_s: float
-    serving_pids: set[int]
+    warmed: dict[Target, set[int]]  # the processes that answered each page's current token
+
+    @property
+    def editor(self) -> Editor:
+        return self.editors[EDIT_VIEW]
+
+    @property
+    def serving_pids(self) -> set[int]:
+        return self.warmed[EDIT_VIEW]
 
 
 def free_port() -> int:
@@ -43,28 +52,29 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_ready(server: Server, port: int, token: str, timeout: float) -> None:
+def _wait_ready(server: Server, port: int, editor: Editor, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.exited() is not None:
             server.finish_reading()
             raise StartupError(f"exited with {server.exited()}:\n{server.tail()}")
-        reply = fetch(port, timeout=min(10.0, timeout))
-        if reply.token == token:
+        reply = fetch(port, editor.target.url, timeout=min(10.0, timeout))
+        if reply.token == editor.token:
             return
         time.sleep(0.05)
-    raise StartupError(f"not serving {token!r} after {timeout:.0f} s:\n{server.tail()}")
+    raise StartupError(f"not serving {editor.token!r} after {timeout:.0f} s:\n{server.tail()}")
 
 
-def warm(port: int, token: str, expected: int, timeout: float) -> set[int]:
-    """Request until `expected` distinct processes answered with `token` (or time is up)."""
+def warm(port: int, editor: Editor, expected: int, timeout: float) -> set[int]:
+    """Request the editor's page until `expected` processes served its token, or time is up."""
     pids: set[int] = set()
     deadline = time.monotonic() + timeout
-    with Pollers(port, count=4, interval=0.005, max_seconds=timeout) as pollers:
+    url = editor.target.url
+    with Pollers(port, url, count=4, interval=0.005, max_seconds=timeout) as pollers:
         pollers.active.set()
         while len(pids) < expected and time.monotonic() < deadline:
             reply = pollers.take(timeout=0.1)
-            if reply is not None and reply.token == token and reply.pid is not None:
+            if reply is not None and reply.token == editor.token and reply.pid is not None:
                 pids.add(reply.pid)
     return pids
 
@@ -89,8 +99,14 @@ def running(
     host: Host,
     slug: str,
     timeout: float,
+    targets: Sequence[Target] = (),
 ) -> Iterator[Session]:
-    editor = Editor(project, prefix=slug.replace("-", "")[:12] + str(time.monotonic_ns() % 997))
+    """`targets`: the modules the session edits besides EDIT_VIEW."""
+    prefix = slug.replace("-", "")[:12] + str(time.monotonic_ns() % 997)
+    editors: dict[Target, Editor] = {}
+    for i, target in enumerate(dict.fromkeys((EDIT_VIEW, *targets))):
+        # Tokens unique to a page too: one page answering with another's code is never fresh.
+        editors[target] = Editor(project, f"{prefix}t{i}" if i else prefix, target)
     port = free_port()
     root = host.workdir / "server-roots" / slug
     root.parent.mkdir(exist_ok=True)
@@ -103,12 +119,15 @@ def running(
         argv, cwd=project.root, env=environment(launch, extra), log=logs / f"{slug}.log"
     )
     try:
-        _wait_ready(server, port, editor.token, timeout)
+        _wait_ready(server, port, editors[EDIT_VIEW], timeout)
         expected = 1 if tool.single_process else workers
-        pids = warm(port, editor.token, expected, timeout)
-        yield Session(
-            tool, project, workers, port, server, editor, expected, time.monotonic() - began, pids
-        )
+        warmed = {EDIT_VIEW: warm(port, editors[EDIT_VIEW], expected, timeout)}
+        startup = time.monotonic() - began  # comparable across cells, whatever they edit
+        warmed |= {
+            t: warm(port, e, expected, timeout) for t, e in editors.items() if t not in warmed
+        }
+        yield Session(tool, project, workers, port, server, editors, expected, startup, warmed)
     finally:
         server.stop()
-        editor.restore()
+        for editor in editors.values():
+            editor.restore()

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from . import stats
-from .config import MAIN_TOOLS, REFERENCE, SCALE_TOOLS, Settings
-from .plan import IDLE, LATENCY, LOST, THROUGHPUT, Cell
+from .config import MAIN_TOOLS, MODELS_TOOLS, REFERENCE, SCALE_TOOLS, Settings
+from .plan import IDLE, LATENCY, LOST, MODELS, THROUGHPUT, Cell
 from .project import Project
 from .runner import CellResult
 from .servers import OVERHEAD, TOOLS
@@ -120,6 +120,8 @@ def summarize(results: Results) -> dict[str, Any]:
             else {"status": entry["status"], "reason": entry.get("reason")}
         )
     lost = {t: results.entry(t, "demo", w, LOST) for t in MAIN_TOOLS}
+    models = {t: results.entry(t, "demo", w, MODELS) for t in MODELS_TOOLS}
+    _with_ratio(models, "median_s", "x_peer")
     idle = {p: {t: results.idle(t, p, w) for t in MAIN_TOOLS} for p in ("demo", s.large)}
     for entries in idle.values():
         _with_ratio(entries, "extra_cpu_s", "x_peer")
@@ -145,6 +147,7 @@ def summarize(results: Results) -> dict[str, Any]:
         "latency": latency,
         "stale": stale,
         "lost": lost,
+        "models": models,
         "idle": idle,
         "overhead": overhead,
         "scale": scale,

@@ -7,9 +7,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import translation
 
+from . import models
 from .version import VERSION
 
-PAGES = ["version", "hello", "print", "translate", "lazy", "slow"]
+PAGES = ["version", "models-version", "hello", "print", "translate", "lazy", "slow"]
 
 
 def text(body: str) -> HttpResponse:
@@ -25,6 +26,10 @@ def index(request: HttpRequest) -> HttpResponse:
 
 def version(request: HttpRequest) -> HttpResponse:
     return text(f"{VERSION} pid={os.getpid()}")
+
+
+def models_version(request: HttpRequest) -> HttpResponse:
+    return text(f"{models.VERSION} pid={os.getpid()}")
 
 
 def hello(request: HttpRequest) -> HttpResponse:
