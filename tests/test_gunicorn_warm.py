@@ -142,3 +142,117 @@ def test_shipped_warm_config(gunicorn: StartGunicorn, demo_project: Path) -> Non
     assert len(server.helper_pids()) == 1
     write(demo_project / "pages" / "version.py", 'VERSION = "v2"\n')
     assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+
+
+def _every_worker_serves(server: PreforkServer, path: str, marker: str) -> None:
+    """Each current worker answers `path` with `marker` (found by pid in the answers)."""
+
+    def all_fresh() -> bool:
+        answers = get_many(server.url(path), 24)
+        pids = {r.body.rpartition("pid=")[2] for r in answers if r.status == 200}
+        fresh = all(r.status == 200 and marker in r.body for r in answers)
+        return fresh and {str(p) for p in server.worker_pids()} <= pids
+
+    wait_until(all_fresh, message=lambda: f"every worker to serve {marker}:\n{server.log_tail()}")
+
+
+SET_UP = "Django set up in the arbiter"
+
+
+def test_models_edit_reexecs_the_arbiter_which_forks_warm_again(
+    warm_server: PreforkServer, demo_project: Path
+) -> None:
+    server = warm_server
+    arbiter = server.pid
+    write(demo_project / "pages" / "version.py", 'VERSION = "v2"\n')
+    assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+    server.wait_for_log(SET_UP)  # the restart taught the arbiter the project
+
+    edit(demo_project / "pages" / "models.py", '"m1"', '"m2"')
+    assert_fresh_everywhere(server, "/models-version/", "m2 pid=", None)
+    _every_worker_serves(server, "/models-version/", "m2 pid=")
+    log = server.log()
+    assert "re-executing the arbiter: changed pages/models.py" in log
+    assert server.pid == arbiter and server.poll() is None
+    # The new arbiter set Django up again before its first fork, from what the old one held.
+    assert log.count(SET_UP) == 2, server.log_tail()
+
+    # A view is still the workers' alone: no second re-exec.
+    write(demo_project / "pages" / "version.py", 'VERSION = "v3"\n')
+    assert_fresh_everywhere(server, "/version/", "v3 pid=", DEMO_WARM)
+    assert server.log().count("re-executing the arbiter:") == 1
+    assert len(server.helper_pids()) == 1
+
+
+def test_broken_models_edit_shows_the_error_and_recovers(
+    warm_server: PreforkServer, demo_project: Path
+) -> None:
+    server = warm_server
+    write(demo_project / "pages" / "version.py", 'VERSION = "v2"\n')
+    assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+    server.wait_for_log(SET_UP)
+    models = demo_project / "pages" / "models.py"
+    good = models.read_text()
+
+    write(models, good.replace('VERSION = "m1"', "VERSION = (\n"))
+    page = wait_for_body(server.url("/version/"), "SyntaxError", status=500)
+    assert "models.py" in page.body
+    server.check_alive()
+    write(models, good.replace('"m1"', '"m3"'))
+    wait_for_body(server.url("/models-version/"), "m3 pid=", status=200)
+    _every_worker_serves(server, "/models-version/", "m3 pid=")
+
+
+THREAD_IN_READY = """
+import threading
+
+from django.apps import AppConfig
+
+
+class PagesConfig(AppConfig):
+    name = "pages"
+
+    def ready(self) -> None:
+        threading.Thread(target=threading.Event().wait, daemon=True).start()
+"""
+
+
+def test_setup_that_starts_a_thread_is_left_to_the_workers(
+    gunicorn: StartGunicorn, demo_project: Path
+) -> None:
+    (demo_project / "pages" / "apps.py").write_text(THREAD_IN_READY)
+    server = _start(gunicorn, demo_project, "-c", "python:reloader.gunicorn", "-w", "2",
+                    "--threads", "4")  # fmt: skip
+    write(demo_project / "pages" / "version.py", 'VERSION = "v2"\n')
+    server.wait_for_log("starts a thread: leaving it to the workers")
+    assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+    # Without the tier, models are the workers' again: an edit restarts only them.
+    edit(demo_project / "pages" / "models.py", '"m1"', '"m2"')
+    _every_worker_serves(server, "/models-version/", "m2 pid=")
+    assert restart_lines(server.log(), "models.py")
+    assert server.log().count("re-executing the arbiter") == 1
+    assert SET_UP not in server.log()
+
+
+def test_django_tier_switched_off(gunicorn: StartGunicorn, demo_project: Path) -> None:
+    server = _start(gunicorn, demo_project, "-c", "python:reloader.gunicorn", "-w", "2",
+                    RELOADER_WARM_DJANGO="0")  # fmt: skip
+    for version in ("v2", "v3"):
+        write(demo_project / "pages" / "version.py", f'VERSION = "{version}"\n')
+        assert_fresh_everywhere(server, "/version/", f"{version} pid=", DEMO_WARM)
+    edit(demo_project / "pages" / "models.py", '"m1"', '"m2"')
+    _every_worker_serves(server, "/models-version/", "m2 pid=")
+    assert restart_lines(server.log(), "models.py")
+    assert "re-executing the arbiter" not in server.log()
+    assert SET_UP not in server.log()
+
+
+def test_bad_warm_django_value_stops_the_server(
+    gunicorn: StartGunicorn, demo_project: Path
+) -> None:
+    server = gunicorn("-c", "python:reloader.gunicorn", cwd=demo_project, ready=None,
+                      env={**DEMO_ENV, "RELOADER_WARM_DJANGO": "sometimes"})  # fmt: skip
+    assert server.wait_exit() != 0
+    log = server.log()
+    assert "RELOADER_WARM_DJANGO='sometimes'" in log
+    assert "0/false/no/off" in log
