@@ -22,6 +22,7 @@ __all__ = [
     "on_starting",
     "post_request",
     "pre_fork",
+    "worker_exit",
     "wsgi_app",
 ]
 
@@ -60,3 +61,11 @@ def child_exit(server: Any, worker: Any) -> None:
 def on_exit(server: Any) -> None:
     if _arbiter is not None:
         _arbiter.stop()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    if _arbiter is not None:
+        from .restarters.gunicorn import exit_without_teardown, stopping_cleanly
+
+        if stopping_cleanly():
+            exit_without_teardown()

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 from conftest import (
+    DEMO_ENV,
     DEMO_WARM,
     GUNICORN_CONF,
     PLAIN_WARM,
+    WORKER_ARGS,
     StartGunicorn,
 )
 from support import (
@@ -239,3 +241,36 @@ def test_many_reloads_leak_nothing(plain_server: StartGunicorn, plain_project: P
     assert len(server.wait_workers()) == server.workers
     assert fd_count(server.pid) <= arbiter_fds + 2, "the arbiter leaks descriptors per reload"
     assert server.poll() is None
+
+
+ATEXIT_HOOK = """
+import atexit
+
+# Deliberately no flush: a restarting worker must still flush stdout on its way out.
+atexit.register(lambda: print(f"ATEXIT-MARKER pid={os.getpid()}"))
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (*WORKER_ARGS["sync"], "reloader.wsgi:application"),
+        (*WORKER_ARGS["gthread"], "reloader.wsgi:application"),
+        ("-c", "python:reloader.gunicorn", "-w", "2", "--threads", "4"),
+    ],
+    ids=["sync", "gthread", "warm"],
+)
+def test_replaced_worker_runs_atexit_handlers(
+    gunicorn: StartGunicorn, demo_project: Path, args: tuple[str, ...]
+) -> None:
+    """Restarting workers skip the interpreter's teardown (it delays their replacement), but
+    not what a user registered to run at exit, nor the flush of what they printed."""
+    wsgi = demo_project / "demo" / "wsgi.py"
+    wsgi.write_text(wsgi.read_text() + ATEXIT_HOOK)
+    server = gunicorn(*args, cwd=demo_project, env=DEMO_ENV, warm=DEMO_WARM, workers=2,
+                      helpers=("reloader.warm",))  # fmt: skip
+    old_pids = server.worker_pids()
+    write(demo_project / "pages" / "version.py", version_source("v2"))
+    assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+    for pid in old_pids:
+        server.wait_for_log(f"ATEXIT-MARKER pid={pid}")
