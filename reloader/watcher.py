@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .bytecode import stale_bytecode
-from .monitors import Monitor, PollingMonitor, choose_monitor
+from .monitors import STEP_MS, Monitor, PollingMonitor, choose_monitor
 from .threads import StopFlag, start_thread
 from .watching import ChangeFilter, WatchPlan
 from .watching.plan import mtime_ns
@@ -53,12 +53,18 @@ class Watcher:
     """Watches for one process from `start()` until `stop()` or until the callback says so."""
 
     def __init__(
-        self, sources: PlanSource, accept: ChangeFilter, force_polling: bool, on_changes: OnChanges
+        self,
+        sources: PlanSource,
+        accept: ChangeFilter,
+        force_polling: bool,
+        on_changes: OnChanges,
+        step_ms: int = STEP_MS,
     ) -> None:
         self.sources = sources
         self.accept = accept
         self.force_polling = force_polling
         self.on_changes = on_changes
+        self.step_ms = step_ms
         self.stop_flag = StopFlag()
         self._start_ns = 0
         self._since_ns = 0
@@ -86,7 +92,7 @@ class Watcher:
             generation = self.sources.generation
             plan = self.sources.plan()
             directories = plan.directories()
-            monitor, reason = choose_monitor(polling_reason is not None, directories)
+            monitor, reason = choose_monitor(polling_reason is not None, directories, self.step_ms)
             if reason and polling_reason is None:
                 polling_reason = reason
                 logger.warning("watching by polling: %s", reason)

@@ -4,9 +4,9 @@ The watcher knows only the `Monitor` protocol and `choose_monitor()`; each backe
 file of its own.
 """
 
-from .base import Monitor
+from .base import STEP_MS, Monitor
 from .choice import choose_monitor
 from .native import NativeMonitor
 from .polling import PollingMonitor
 
-__all__ = ["Monitor", "NativeMonitor", "PollingMonitor", "choose_monitor"]
+__all__ = ["STEP_MS", "Monitor", "NativeMonitor", "PollingMonitor", "choose_monitor"]

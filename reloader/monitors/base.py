@@ -8,11 +8,15 @@ from typing import ClassVar, Protocol
 
 from watchfiles._rust_notify import RustNotify
 
-__all__ = ["TICK_MS", "Monitor", "StopSignal", "WatchfilesMonitor"]
+__all__ = ["STEP_MS", "TICK_MS", "Monitor", "StopSignal", "WatchfilesMonitor"]
 
 TICK_MS = 250
 """Milliseconds between the empty yields of a quiet monitor; the watcher uses them to notice
 newly imported modules."""
+
+STEP_MS = 50
+"""Default `step_ms` of a monitor. Each step wakes the watching thread, which then takes the
+GIL for a moment: in a serving process that is taken from its requests."""
 
 
 class StopSignal(Protocol):
@@ -39,10 +43,13 @@ class WatchfilesMonitor:
     """Stat the directories' entries on a timer instead of waiting for the kernel's events."""
     poll_delay_ms: ClassVar[int] = 300
     """Milliseconds between two polls, when polling."""
-    step_ms: ClassVar[int] = 50
-    """Milliseconds without a new event before a batch of changes is yielded."""
     debounce_ms: ClassVar[int] = 1600
     """Longest wait, in milliseconds, while events keep coming, before a batch is yielded."""
+
+    def __init__(self, step_ms: int = STEP_MS) -> None:
+        self.step_ms = step_ms
+        """Milliseconds without a new event before a batch of changes is yielded: a save is
+        seen one to two steps after its last event."""
 
     def watch(self, directories: Collection[Path], stop: StopSignal) -> Iterator[set[Path]]:
         paths = [str(d) for d in directories]

@@ -1,5 +1,5 @@
 """Kernel events (inotify, FSEvents, kqueue) through watchfiles: no cost while nothing changes,
-a save seen within ~50 ms."""
+a save seen one to two steps (`STEP_MS`) after it."""
 
 from __future__ import annotations
 

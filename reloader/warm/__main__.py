@@ -15,6 +15,11 @@ from ..watching import ChangeFilter
 from .rundir import RunDir
 from .supervisor import Supervisor
 
+STEP_MS = 20
+"""The watcher's step (see `monitors.STEP_MS`): shorter than a serving process's, since this
+process serves nothing. A save is seen 20-40 ms after it instead of 50-100 ms, for about 0.15 %
+of a core more while idle."""
+
 
 def main(argv: list[str]) -> None:
     make_visible()
@@ -22,7 +27,7 @@ def main(argv: list[str]) -> None:
     options = read_options({})
     supervisor = Supervisor(run, arbiter_pid)
     accept = ChangeFilter(options.ignore)
-    watcher = Watcher(supervisor.sources, accept, options.polling, supervisor.changed)
+    watcher = Watcher(supervisor.sources, accept, options.polling, supervisor.changed, STEP_MS)
     watcher.start()
     idle = StopFlag()
     # Outlive neither the arbiter nor our purpose (after asking for a re-exec).
