@@ -7,6 +7,7 @@ a file event in a directory it watches.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -15,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 __all__ = ["ENV", "Report", "RunDir"]
+
+REFRESH = "refresh.json"
 
 ENV = "RELOADER_RUN_DIR"
 """Set by the arbiter for its workers: its presence means 'the arbiter watches for you'."""
@@ -99,11 +102,21 @@ class RunDir:
             sys_path=list(data.get("sys_path", [])),
         )
 
+    def report_times(self) -> dict[str, int]:
+        """Each report's name and modification time: cheaper than reading them, to tell
+        whether any was written since."""
+        times = {}
+        for entry in os.scandir(self.path):
+            if entry.name.endswith(".json") and entry.name != REFRESH:
+                with contextlib.suppress(FileNotFoundError):
+                    times[entry.name] = entry.stat().st_mtime_ns
+        return times
+
     def request_refresh(self, paths: list[str]) -> None:
-        self._write("refresh.json", paths)
+        self._write(REFRESH, paths)
 
     def refresh_paths(self) -> list[str]:
-        data = self._read("refresh.json")
+        data = self._read(REFRESH)
         return [str(p) for p in data] if isinstance(data, list) else []
 
 

@@ -29,7 +29,7 @@ from ..log import describe_paths
 from ..watcher import STALE_BYTECODE_NS
 from ..watching import Pattern, WatchPlan
 from ..watching.plan import mtime_ns
-from .rundir import Report, RunDir
+from .rundir import REFRESH, Report, RunDir
 
 __all__ = ["SIGNAL", "ReportedSources", "Supervisor"]
 
@@ -67,9 +67,11 @@ class ReportedSources:
         self.arbiter_started_ns = 0
         """When the arbiter began the imports its latest report added."""
         self.refresh_patterns: frozenset[Pattern] = frozenset()
+        self._times: dict[str, int] = {}
         self.reread()
 
     def reread(self) -> None:
+        self._times = self.run.report_times()  # first: a report written meanwhile is news
         self.workers = list(self.run.reports("worker"))
         arbiter = next(iter(self.run.reports("arbiter")), Report(pid=0))
         self.arbiter_files = frozenset(Path(f) for f in arbiter.files)
@@ -78,6 +80,10 @@ class ReportedSources:
             p for report in self.workers for p in _patterns(report.refresh_patterns)
         )
         self.generation += 1
+
+    def behind(self) -> bool:
+        """Whether a report was written since the last `reread()`, its event not seen yet."""
+        return self.run.report_times() != self._times
 
     def modules_changed(self) -> bool:
         return False  # reports arrive as file events
@@ -91,7 +97,7 @@ class ReportedSources:
         return WatchPlan(frozenset(files), frozenset(patterns))
 
     def is_report(self, path: Path) -> bool:
-        return path.parent == self.run.path and path.name != "refresh.json"
+        return path.parent == self.run.path and path.name != REFRESH
 
 
 class Supervisor:
@@ -106,7 +112,9 @@ class Supervisor:
         """The watcher's callback; True when this process is done (the arbiter re-execs)."""
         reports = {p for p in paths if self.sources.is_report(p)}
         paths -= reports | {p for p in paths if p.parent == self.run.path}
-        if reports:
+        # A worker serves right after its report; a save after that must stop it too, even
+        # when this batch is handled before the report's own event.
+        if reports or (paths and self.sources.behind()):
             known = {r.pid for r in self.sources.workers}
             held = self.sources.arbiter_files
             self.sources.reread()
