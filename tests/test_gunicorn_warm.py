@@ -154,6 +154,14 @@ def _every_worker_serves(server: PreforkServer, path: str, marker: str) -> None:
 SET_UP = "Django set up in the arbiter"
 
 
+def test_arbiter_warms_up_before_the_first_restart(warm_server: PreforkServer) -> None:
+    """As soon as the workers reported what they imported, while it idles: so even the first
+    save after a start forks warm workers."""
+    warm_server.wait_for_log(SET_UP)
+    assert not restart_lines(warm_server.log())
+    assert set(warm_server.worker_pids()) == warm_server.warm(DEMO_WARM)
+
+
 def test_models_edit_reexecs_the_arbiter_which_forks_warm_again(
     warm_server: PreforkServer, demo_project: Path
 ) -> None:

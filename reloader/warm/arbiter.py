@@ -19,7 +19,7 @@ from ..settings import WARM_DJANGO, read_options
 from ..watching.sources import module_file
 from .django_setup import DjangoSetup, SetupProblem
 from .preload import Preloader
-from .rundir import ENV, Report, RunDir
+from .rundir import ENV, WARM_UP, Report, RunDir
 from .supervisor import SIGNAL
 
 __all__ = ["WarmArbiter"]
@@ -29,6 +29,10 @@ logger = logging.getLogger("reloader")
 CARRY_ENV = "RELOADER_WARM_CARRY"
 """Set by a re-exec for the new arbiter: the run directory of the one it replaces, whose
 worker reports say what to import before the first fork, so the first workers are warm."""
+
+IDLE_WAITS = ("sleep", "wait_for_signals")
+"""Where gunicorn's arbiter waits for something to do (22-23: `sleep`, 24 on:
+`wait_for_signals`)."""
 
 COLD_WORKERS = ("gevent", "eventlet", "tornado")
 """Worker classes that must patch the standard library before anything imports it: nothing is
@@ -45,6 +49,7 @@ class WarmArbiter:
         self.warm = not any(name in worker_class for name in COLD_WORKERS)
         self.django = DjangoSetup(self.warm and WARM_DJANGO.read(None, os.environ))
         self.supervisor: subprocess.Popen[bytes] | None = None
+        self._warming = False
         self.exited = _carried_reports()
         """Reports of workers gone since the last fork: when every worker restarts at once,
         the arbiter forks the first new one after the last old one exited."""
@@ -61,10 +66,18 @@ class WarmArbiter:
         mode = "workers are forked warm" if self.warm else "nothing is preloaded for it"
         logger.info("one watcher for the server (pid %d); %s", self.supervisor.pid, mode)
 
-    def before_fork(self) -> None:
-        """Import what the workers reported, so the next one starts with it done."""
-        if not self.warm:
+    def warm_up(self) -> None:
+        """Import what the workers reported, so the next one starts with it done. Called
+        before each fork, and when the supervisor asks while the arbiter idles."""
+        if not self.warm or self._warming:
             return
+        self._warming = True
+        try:
+            self._warm_up()
+        finally:
+            self._warming = False
+
+    def _warm_up(self) -> None:
         started_ns = time.time_ns()
         reports = [*self.run.reports("worker"), *self.exited]
         self.exited = []
@@ -129,10 +142,18 @@ class WarmArbiter:
         if self.supervisor is not None and self.supervisor.poll() is None:
             self.supervisor.terminate()
 
-    def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
+    def _on_signal(self, _signum: int, frame: FrameType | None) -> None:
         if os.getpid() != self.pid:
             return  # a worker that has not installed its own handler yet
-        self.reexec("code it imported changed")
+        if self.run.arbiter_request() != WARM_UP:
+            self.reexec("code it imported changed")
+        # Importing from a signal handler is safe only where gunicorn was merely waiting;
+        # elsewhere the next fork warms up anyway.
+        if _gunicorn_idle(frame):
+            try:
+                self.warm_up()
+            except Exception:
+                logger.exception("warming up the arbiter failed; it warms up before forking")
 
     def reexec(
         self, why: str, environ_changes: dict[str, str] | None = None, carry: bool = True
@@ -174,3 +195,13 @@ def _carried_reports() -> list[Report]:
     reports = list(RunDir(Path(path)).reports("worker"))
     shutil.rmtree(path, ignore_errors=True)
     return reports
+
+
+def _gunicorn_idle(frame: FrameType | None) -> bool:
+    """Whether `frame` (where a signal interrupted the main thread) is gunicorn's arbiter
+    waiting for something to do."""
+    while frame is not None:
+        if frame.f_globals.get("__name__") == "gunicorn.arbiter":
+            return frame.f_code.co_name in IDLE_WAITS
+        frame = frame.f_back
+    return False

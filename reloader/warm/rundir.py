@@ -15,9 +15,12 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["ENV", "Report", "RunDir"]
+__all__ = ["ENV", "REEXEC", "WARM_UP", "Report", "RunDir"]
 
 REFRESH = "refresh.json"
+TO_ARBITER = "arbiter-request"
+"""What the supervisor's latest signal to the arbiter asks for (no .json: not a report)."""
+WARM_UP, REEXEC = "warm-up", "re-exec"
 
 ENV = "RELOADER_RUN_DIR"
 """Set by the arbiter for its workers: its presence means 'the arbiter watches for you'."""
@@ -111,6 +114,14 @@ class RunDir:
                 with contextlib.suppress(FileNotFoundError):
                     times[entry.name] = entry.stat().st_mtime_ns
         return times
+
+    def request_to_arbiter(self, action: str) -> None:
+        """`WARM_UP` or `REEXEC`, read by the arbiter when the signal that follows arrives."""
+        self._write(TO_ARBITER, action)
+
+    def arbiter_request(self) -> str:
+        request = self._read(TO_ARBITER)
+        return request if isinstance(request, str) else REEXEC
 
     def request_refresh(self, paths: list[str]) -> None:
         self._write(REFRESH, paths)

@@ -29,15 +29,16 @@ from ..log import describe_paths
 from ..watcher import STALE_BYTECODE_NS
 from ..watching import Pattern, WatchPlan
 from ..watching.plan import mtime_ns
-from .rundir import REFRESH, Report, RunDir
+from .rundir import REEXEC, REFRESH, WARM_UP, Report, RunDir
 
 __all__ = ["SIGNAL", "ReportedSources", "Supervisor"]
 
 logger = logging.getLogger("reloader")
 
 SIGNAL = signal.SIGURG
-"""To the arbiter: re-exec yourself. To a worker: offer the paths of the refresh request to
-Django. Ignored by default and unused by gunicorn, so a stray one harms nothing."""
+"""To the arbiter: do what the run directory's request says (re-exec, or import what the
+workers reported). To a worker: offer the paths of the refresh request to Django. Ignored by
+default and unused by gunicorn, so a stray one harms nothing."""
 
 
 def _patterns(entries: list[tuple[str, str, bool]]) -> set[Pattern]:
@@ -107,6 +108,8 @@ class Supervisor:
         self.sources = ReportedSources(run)
         self.stopping: set[int] = set()
         """Workers already told to stop: a burst of changes stops each once."""
+        self.offered: set[str] = set()
+        """Modules the arbiter was asked to import ahead of the next fork."""
 
     def changed(self, paths: set[Path]) -> bool:
         """The watcher's callback; True when this process is done (the arbiter re-execs)."""
@@ -123,11 +126,13 @@ class Supervisor:
                 self.sources.arbiter_files - held, self.sources.arbiter_started_ns
             )
             self._stop_late_starters(known)
+            self._offer_modules()
         if not paths:
             return False
         if paths & self.sources.arbiter_files:
             logger.info("re-executing the arbiter: changed %s", describe_paths(paths))
             discard_bytecode(paths)
+            self.run.request_to_arbiter(REEXEC)
             self._signal([self.arbiter_pid], SIGNAL)
             return True
         refresh = {p for p in paths if p.suffix != ".py" and self._declared(p)}
@@ -170,6 +175,15 @@ class Supervisor:
                 )
                 self._signal([report.pid], signal.SIGTERM)
                 self.stopping.add(report.pid)
+
+    def _offer_modules(self) -> None:
+        """Have the arbiter import what the workers reported now, while it idles, rather than
+        just before the next fork: so even the first restart after a start is warm."""
+        modules = {name for report in self.sources.workers for name in report.modules}
+        if modules - self.offered:
+            self.offered |= modules
+            self.run.request_to_arbiter(WARM_UP)
+            self._signal([self.arbiter_pid], SIGNAL)
 
     def _declared(self, path: Path) -> bool:
         return any(p.matches(path) for p in self.sources.refresh_patterns)
