@@ -103,6 +103,20 @@ def test_main_measurements_are_complete(results: tuple[Path, dict[str, Any]]) ->
             assert lost["requests"] > 0 and sum(lost["by_kind"].values()) == lost["failed"]
 
 
+def test_models_edit_is_measured_for_the_gunicorn_reloaders(
+    results: tuple[Path, dict[str, Any]],
+) -> None:
+    out, data = results
+    assert set(data["models"]) == {"reloader-gunicorn", "reloader-warm", "gunicorn-reload"}
+    for tool, entry in data["models"].items():
+        _check_entry(f"models {tool}", entry, data["tools"][tool]["skipped"],
+                     ("median_s", "p90_s", "x_peer"))  # fmt: skip
+        if entry["status"] == "ok":
+            assert entry["timeouts"] == 0, f"{tool}: a models save was never served"
+            assert entry["file"].endswith("models.py")
+    assert "pages/models.py" in (out / "results.md").read_text(encoding="utf-8")
+
+
 def test_idle_covers_both_projects(results: tuple[Path, dict[str, Any]]) -> None:
     _, data = results
     assert set(data["idle"]) == {"demo", data["meta"]["large_project"]}
