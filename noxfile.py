@@ -13,10 +13,11 @@ nox.options.reuse_existing_virtualenvs = True
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 DJANGOS = {"4.2": "django>=4.2,<4.3", "5.2": "django>=5.2,<5.3", "6.0": "django>=6.0,<6.1"}
-GUNICORNS = {"oldest": "gunicorn==24.0.0", "newest": "gunicorn"}
-"""24.0 is the oldest gunicorn we support: its gthread worker is the first to finish the
-connections it accepted when told to stop; 22 and 23 drop them on every graceful restart
-(their own --reload's too)."""
+GUNICORNS = {"oldest": "gunicorn==24.1.0", "newest": "gunicorn"}
+"""24.1 is the oldest gunicorn we support. 22 and 23: the gthread worker drops connections it
+accepted but had not read when told to stop, on every graceful restart (their own --reload's
+too). 24.0: the arbiter never reaps its workers on Linux (SIGCHLD queued under its alias
+SIGCLD, which it has no handler for)."""
 
 
 def _supported(python: str, django: str) -> bool:

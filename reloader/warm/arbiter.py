@@ -1,5 +1,6 @@
-"""The arbiter's side of a warm server: start the supervisor, warm up before each fork,
-re-exec on request. Everything here runs in gunicorn's hooks, in the arbiter's main thread."""
+"""The arbiter's side of a warm server: start the supervisor, warm up (before each fork, and
+when the supervisor asks), re-exec on request. Everything here runs in the arbiter's main
+thread: in gunicorn's hooks, or in a signal handler while gunicorn waits."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ class WarmArbiter:
         self.supervisor: subprocess.Popen[bytes] | None = None
         self._warming = False
         self.exited = _carried_reports()
-        """Reports of workers gone since the last fork: when every worker restarts at once,
+        """Reports of workers gone since the last warm-up: when every worker restarts at once,
         the arbiter forks the first new one after the last old one exited."""
 
     def start(self) -> None:
