@@ -35,6 +35,7 @@ class Worker:
         self.options = options
         self.django: DjangoBridge | None = None
         self.restarter: Restarter | None = None
+        self.restarting = False
 
     def boot(self) -> WSGIApp:
         """Start watching, then load the target; return what to serve: the application, or an
@@ -61,9 +62,13 @@ class Worker:
                 reporter.refresh_patterns = self.django.patterns
             reporter.report()
             reporter.listen(self._changed)
-            late = reporter.changed_since_start()
-            if late:
-                self._changed(late)
+        # A file saved while we loaded: we may hold its old code or its new one. Either way
+        # we must not answer before the others noticed the save, or we could be the first
+        # fresh answer while they still serve the old code: restart like them. (After the
+        # report: from then on the supervisor covers a save in warm mode.)
+        late = sources.saved_since(started_ns)
+        if late:
+            self._changed(late)
         return served
 
     def _load(self, sources: Sources) -> WSGIApp:
@@ -94,6 +99,9 @@ class Worker:
             if not paths:
                 return False
         assert self.restarter is not None
+        if self.restarting:
+            return True  # the check after loading and the watcher may both see one save
+        self.restarting = True
         discard_bytecode(paths)
         name, pid = self.restarter.name, os.getpid()
         logger.info("restarting %s %d: changed %s", name, pid, describe_paths(paths))

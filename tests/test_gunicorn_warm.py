@@ -57,7 +57,8 @@ def test_one_watcher_for_the_server_and_every_worker_fresh(
 ) -> None:
     server = warm_server
     (supervisor,) = server.helper_pids()
-    assert _inotify_fds(supervisor) >= 1
+    # Its monitor is replaced, for a moment without watches, whenever a report adds files.
+    wait_until(lambda: _inotify_fds(supervisor) >= 1, message="the supervisor to use inotify")
     old = server.worker_pids()
     assert [_inotify_fds(pid) for pid in old] == [0, 0], "workers must not watch themselves"
 

@@ -7,7 +7,6 @@ import contextlib
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -15,7 +14,6 @@ from types import FrameType
 from ..integrations.django import django_ready
 from ..restarters.gunicorn import in_gunicorn_worker
 from ..watching import Pattern, Sources
-from ..watching.plan import mtime_ns
 from ..watching.sources import is_third_party, module_file
 from .rundir import ENV, Report, RunDir
 from .supervisor import SIGNAL
@@ -70,14 +68,6 @@ class Reporter:
         # Gone when the arbiter re-executes while this worker finishes its last requests.
         with contextlib.suppress(FileNotFoundError):
             self.run.write_report("worker", report)
-
-    def changed_since_start(self) -> set[Path]:
-        """Files of the plan saved while this worker was starting: the supervisor could not
-        watch them for us yet, so we look before serving anything."""
-        now = time.time_ns()
-        return {
-            path for path in self.sources.plan().files if self.started_ns < mtime_ns(path) <= now
-        }
 
     def listen(self, on_changes: Callable[[set[Path]], bool]) -> None:
         """Apply the supervisor's refresh requests with `on_changes`, as a watcher would."""

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 
-from .plan import Pattern, WatchPlan, split_glob
+from .plan import Pattern, WatchPlan, mtime_ns, split_glob
 
 __all__ = ["Sources", "is_third_party", "module_file", "third_party_roots"]
 
@@ -133,6 +133,12 @@ class Sources:
         if len(sys.modules) == self._module_count:
             return False
         return not self.loading or time.monotonic() - self._scanned_at >= LOADING_RESCAN_SECONDS
+
+    def saved_since(self, started_ns: int) -> set[Path]:
+        """Files of the plan saved after `started_ns` (`time.time_ns()`) and not in the future:
+        a process that began loading then may hold their old or their new code."""
+        now = time.time_ns()
+        return {path for path in self.plan().files if started_ns < mtime_ns(path) <= now}
 
     def plan(self) -> WatchPlan:
         module_files = self._scan_modules()
