@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["StopFlag", "start_thread"]
+__all__ = ["StopFlag", "allocate_lock", "start_thread"]
 
 
 def _original(name: str) -> Any:
@@ -21,6 +21,12 @@ def _original(name: str) -> Any:
     if monkey is not None and monkey.is_module_patched("_thread"):
         return monkey.get_original("_thread", name)
     return getattr(_thread, name)
+
+
+def allocate_lock() -> Any:
+    """A lock the watcher thread can share with the serving code: gevent's patched one must
+    not be taken by a real thread while a greenlet waits for it (gevent raises LoopExit)."""
+    return _original("allocate_lock")()
 
 
 def start_thread(function: Callable[[], None]) -> None:
@@ -31,7 +37,7 @@ class StopFlag:
     """What `threading.Event` offers that the watcher needs, on an unpatched lock."""
 
     def __init__(self) -> None:
-        self._lock = _original("allocate_lock")()
+        self._lock = allocate_lock()
         self._lock.acquire()
         self._set = False
 

@@ -12,12 +12,12 @@ import os
 import site
 import sys
 import sysconfig
-import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 
+from ..threads import allocate_lock
 from .plan import Pattern, WatchPlan, mtime_ns, split_glob
 
 __all__ = ["Sources", "is_third_party", "module_file", "third_party_roots"]
@@ -81,7 +81,10 @@ class Sources:
 
     def __init__(self, extra: Iterable[str] = (), cwd: Path | None = None) -> None:
         self.cwd = (cwd or Path.cwd()).absolute()
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
+        # Computed here, in the serving thread: sysconfig takes a lock that, under gevent, a
+        # real watcher thread must not hold while a greenlet waits for it.
+        _third_party_prefixes()
         self._files: set[Path] = set()
         self._patterns: set[Pattern] = set()
         self._module_count = -1
