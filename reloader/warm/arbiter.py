@@ -44,11 +44,12 @@ class WarmArbiter:
     def __init__(self, server: Any) -> None:
         self.server = server
         self.pid = os.getpid()
-        self.run = RunDir.create()
-        self.preloader = Preloader()
         worker_class = str(getattr(server.cfg, "worker_class_str", ""))
         self.warm = not any(name in worker_class for name in COLD_WORKERS)
+        # Before anything is created: a bad value stops the server here.
         self.django = DjangoSetup(self.warm and WARM_DJANGO.read(None, os.environ))
+        self.run = RunDir.create()
+        self.preloader = Preloader()
         self.supervisor: subprocess.Popen[bytes] | None = None
         self._warming = False
         self.exited = _carried_reports()
