@@ -28,7 +28,7 @@ from ..bytecode import discard_bytecode, stale_bytecode
 from ..log import describe_paths
 from ..watcher import STALE_BYTECODE_NS
 from ..watching import Pattern, WatchPlan
-from ..watching.plan import mtime_ns
+from ..watching.plan import mtime_ns, saved_after
 from .rundir import REEXEC, REFRESH, WARM_UP, Report, RunDir
 
 __all__ = ["SIGNAL", "ReportedSources", "Supervisor"]
@@ -51,8 +51,7 @@ def _saved_since(files: AbstractSet[Path], started_ns: int) -> set[Path]:
     if not started_ns:
         return set()
     mtimes = {f: mtime_ns(f) for f in files}
-    now = time.time_ns()  # a file dated in the future would count on every start
-    late = {f for f, mtime in mtimes.items() if started_ns < mtime <= now}
+    late = saved_after(mtimes, started_ns)
     recent = started_ns - STALE_BYTECODE_NS
     return late | stale_bytecode(f for f, mtime in mtimes.items() if mtime > recent)
 

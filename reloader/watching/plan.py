@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["MAX_TREE_DIRECTORIES", "Pattern", "WatchPlan", "mtime_ns", "split_glob"]
+__all__ = ["MAX_TREE_DIRECTORIES", "Pattern", "WatchPlan", "mtime_ns", "saved_after", "split_glob"]
 
 MAX_TREE_DIRECTORIES = 2000
 """How many directories one recursive pattern may add, so a stray '**' on a home directory
@@ -103,3 +104,10 @@ def mtime_ns(path: Path) -> int:
         return os.stat(path).st_mtime_ns
     except OSError:
         return 0
+
+
+def saved_after(mtimes: Mapping[Path, int], after_ns: int) -> set[Path]:
+    """Of files and their `mtime_ns`, those saved after `after_ns` (`time.time_ns()`). A file
+    dated in the future is left out: it would count as saved after every start."""
+    now = time.time_ns()
+    return {path for path, mtime in mtimes.items() if after_ns < mtime <= now}

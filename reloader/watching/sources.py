@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ..threads import allocate_lock
-from .plan import Pattern, WatchPlan, mtime_ns, split_glob
+from .plan import Pattern, WatchPlan, mtime_ns, saved_after, split_glob
 
 __all__ = ["Sources", "is_third_party", "module_file", "third_party_roots"]
 
@@ -140,8 +140,7 @@ class Sources:
     def saved_since(self, started_ns: int) -> set[Path]:
         """Files of the plan saved after `started_ns` (`time.time_ns()`) and not in the future:
         a process that began loading then may hold their old or their new code."""
-        now = time.time_ns()
-        return {path for path in self.plan().files if started_ns < mtime_ns(path) <= now}
+        return saved_after({path: mtime_ns(path) for path in self.plan().files}, started_ns)
 
     def plan(self) -> WatchPlan:
         module_files = self._scan_modules()
