@@ -8,8 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .log import make_visible
-from .restarters import mod_wsgi_mode
-from .restarters.gunicorn import gunicorn_preloading
+from .restarters.detect import Register, placement
 from .settings import read_options
 from .target import WSGIApp, describe, import_app, resolve
 from .worker import Worker
@@ -34,31 +33,29 @@ def wrap(target: str | WSGIApp | None = None, **options: Any) -> WSGIApp:
     (`enabled`, `extra_files`, `ignore`, `polling`, `show_errors`); each one left out is read
     from its environment variable. Raises `ConfigError` for a bad value.
 
-    With reloading off, or in mod_wsgi's embedded mode, it returns the application itself.
+    With reloading off, or where nothing can restart the process (mod_wsgi's embedded mode,
+    uWSGI without threads, a worker of a server we do not know), it returns the application
+    itself.
     """
     given = dict(options, target=target if isinstance(target, str) else None)
     opts = read_options(given)
     spec: str | WSGIApp = target if callable(target) else resolve(opts.target)
     if not opts.enabled:
         return import_app(spec) if isinstance(spec, str) else spec
-    if mod_wsgi_mode() == "embedded":
+    where = placement()
+    if where.refusal is not None:
         make_visible()
-        logger.warning(
-            "mod_wsgi runs %s in embedded mode, where nothing can restart it: not reloading. "
-            "Use daemon mode: WSGIDaemonProcess NAME processes=2 threads=4 and "
-            "WSGIProcessGroup NAME (with WSGIApplicationGroup %%{GLOBAL}).",
-            describe(spec),
-        )
+        logger.warning(where.refusal, describe(spec))
         return import_app(spec) if isinstance(spec, str) else spec
     key = describe(spec)
     pid, served = _served.get(key, (0, None))
     if served is not None and pid == os.getpid():
         return served
     worker = Worker(spec, opts)
-    if gunicorn_preloading():
+    if where.after_fork is not None:
         make_visible()
-        logger.info("--preload: %s is loaded in each worker, not in the arbiter", key)
-        return _AfterFork(worker)
+        logger.info(where.note, key)
+        return _AfterFork(worker, where.after_fork)
     served = worker.boot()
     _served[key] = (os.getpid(), served)
     return served
@@ -68,10 +65,10 @@ class _AfterFork:
     """Stands in for the application in a parent that forks the serving processes, and boots
     the worker in each child right after the fork, before it takes a request."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Worker, after_fork: Register) -> None:
         self._worker = worker
         self._app: WSGIApp | None = None
-        os.register_at_fork(after_in_child=self._boot)
+        after_fork(self._boot)
 
     def _boot(self) -> None:
         # A process the worker itself forks inherits the booted app and boots nothing.

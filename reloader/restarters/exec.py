@@ -1,13 +1,20 @@
 """Any other server run as one process (wsgiref, waitress, a script): replace the process
-with a fresh run of the same command line. Requests in flight are cut, as with runserver."""
+with a fresh run of the same command line. Requests in flight are cut, as with runserver.
+
+That is only right in the program the user started. In a process some server forked (or
+started through multiprocessing) an exec would turn a worker into a second copy of the
+server, which then fails on its own socket and can take the whole server down:
+`forked_by_unknown_server()` tells those apart.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
+from pathlib import Path
 
-__all__ = ["ExecRestarter"]
+__all__ = ["ExecRestarter", "forked_by_unknown_server"]
 
 
 class ExecRestarter:
@@ -19,3 +26,29 @@ class ExecRestarter:
             with contextlib.suppress(AttributeError, OSError, ValueError):
                 stream.flush()
         os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+
+def forked_by_unknown_server() -> str | None:
+    """What shows that this process is a server's worker rather than the program the user
+    started, or None.
+
+    A process forked without exec runs its parent's executable with its parent's command line
+    (an exec'd one has its own, even when a Python program such as pytest or a process
+    manager started it); multiprocessing marks the processes it starts, forked or spawned.
+    """
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is not None and multiprocessing.parent_process() is not None:
+        return f"a process started by multiprocessing (parent pid {os.getppid()})"
+    parent = os.getppid()
+    if parent <= 1:
+        return None
+    try:
+        same_program = os.path.samefile(f"/proc/{parent}/exe", "/proc/self/exe")
+        cmdline = Path(f"/proc/{parent}/cmdline").read_bytes()
+        same_command = cmdline == Path("/proc/self/cmdline").read_bytes()
+    except OSError:  # not Linux, or the parent is another user's: nothing to go by
+        return None
+    if same_program and same_command:
+        command = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
+        return f"a process forked by pid {parent} ({command}) without exec"
+    return None

@@ -1,0 +1,71 @@
+"""uWSGI: each worker that sees a change stops itself gracefully, and the master forks a fresh
+one. Read from uWSGI 2.0.31's source (core/uwsgi.c, core/master.c, plugins/python).
+
+Why per worker, and why this way:
+
+- `uwsgi.reload()` sends SIGHUP to the master: a graceful reload of the whole instance. The
+  master waits for every worker, then re-executes itself and (without --lazy-apps) imports
+  the application again before forking: the slowest path, and each worker seeing the save
+  would ask for it once more.
+- A chain reload (`uwsgi.chain_reload()`, --touch-chain-reload) replaces the workers one at a
+  time, each after the previous one is ready: the workers not replaced yet keep answering with
+  the old code after the first fresh answer.
+- SIGHUP to a worker is what the master itself sends a worker it reloads (its handler
+  `gracefully_kill`): the worker stops taking requests at once, lets the ones running finish
+  and exits; the master, which holds the listening sockets, forks a replacement, and
+  connections that arrive meanwhile wait in the backlog. Every worker sees the same save and
+  stops the same way, so once one answers with the new code none answers with the old, and no
+  request is lost.
+
+The signal goes to the worker's main thread, which serves uWSGI's core 0: uWSGI blocks every
+signal in its other request threads, but not in ours, and its handler must run in one of its
+own threads. The master looks for dead workers once a second (its master loop), so a
+replacement starts up to a second after the old worker exits.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["UwsgiRestarter", "after_fork", "uwsgi_module"]
+
+
+def uwsgi_module() -> Any:
+    """uWSGI's embedded `uwsgi` module inside uWSGI, None elsewhere (nothing installs a module
+    of that name outside: the PyPI package ships the binary and `uwsgidecorators`)."""
+    module = sys.modules.get("uwsgi")
+    if module is None or not hasattr(module, "worker_id"):
+        return None
+    return module
+
+
+def after_fork(boot: Callable[[], None]) -> None:
+    """Run `boot` in each worker uWSGI forks. uWSGI forks in C and calls Python's at-fork
+    hooks only with --py-call-osafterfork; it always calls `uwsgi.post_fork_hook` (also in
+    mules and spoolers, which serve nothing). A hook set before ours still runs."""
+    module = uwsgi_module()
+    previous = getattr(module, "post_fork_hook", None)
+
+    def hook() -> None:
+        if previous is not None:
+            previous()
+        if module.worker_id() > 0:
+            boot()
+
+    module.post_fork_hook = hook
+
+
+class UwsgiRestarter:
+    name = "uWSGI worker"
+
+    def __init__(self) -> None:
+        main = threading.main_thread().ident
+        assert main is not None
+        self._main = main
+
+    def restart(self) -> None:
+        signal.pthread_kill(self._main, signal.SIGHUP)
