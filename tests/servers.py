@@ -1,4 +1,4 @@
-"""Launchers for Apache/mod_wsgi, mod_wsgi-express, nginx and gunicorn-on-a-unix-socket.
+"""Launchers for Apache/mod_wsgi, mod_wsgi-express, nginx, uWSGI and gunicorn-on-a-unix-socket.
 
 Built on support.py. What is special about these servers:
 
@@ -49,6 +49,7 @@ EXAMPLES = REPO / "deploy_examples"
 APACHE_EXAMPLE = EXAMPLES / "apache"
 EXPRESS_EXAMPLE = EXAMPLES / "mod_wsgi-express"
 STAGING_EXAMPLE = EXAMPLES / "staging"
+UWSGI_EXAMPLE = EXAMPLES / "uwsgi"
 
 CI = os.environ.get("CI", "").lower() == "true"
 # The daemons inherit it; en_US.UTF-8 is often not generated, C.UTF-8 always exists.
@@ -122,6 +123,17 @@ def require_nginx() -> str:
     if nginx is None:
         unavailable("nginx not found: apt-get install nginx")
     return nginx
+
+
+def require_uwsgi() -> str:
+    """This venv's uwsgi binary (pip builds it against this interpreter)."""
+    binary = Path(sys.executable).with_name("uwsgi")
+    if not binary.exists():
+        unavailable(
+            f"uWSGI is not installed in {sys.prefix}: pip install uwsgi "
+            "(needs a C compiler and the Python headers)"
+        )
+    return str(binary)
 
 
 def run_user_group() -> tuple[str, str]:
@@ -328,6 +340,38 @@ class Launcher:
             workers=processes,
         )
         self._start(server, ready)
+        return server
+
+    # ---- uWSGI
+
+    def uwsgi(
+        self,
+        *args: str,
+        cwd: Path,
+        workers: int = 2,
+        socket: Path | None = None,
+        base_url: str = "",
+        ready: str | None = "/version/",
+    ) -> PreforkServer:
+        """``uwsgi *args`` (an ini file or options); waits for ``ready`` at ``base_url``, or
+        for the unix ``socket``, then for its workers: the master's children."""
+        run_dir = self.directory(f"uwsgi-{len(self.servers)}")
+        server = PreforkServer(
+            argv=[require_uwsgi(), *args],
+            log_path=run_dir / "server.log",
+            env=clean_env(),
+            cwd=cwd,
+            base_url=base_url,
+            workers=workers,
+        )
+        self._start(server, ready=ready if socket is None else None)
+        if socket is not None:
+            wait_until(
+                lambda: server.check_alive() or socket.is_socket(),
+                message=lambda: f"uWSGI to listen on {socket}:\n{server.log_tail()}",
+            )
+        if ready is not None or socket is not None:
+            server.wait_workers()
         return server
 
     # ---- the staging stack: nginx -> unix socket -> gunicorn

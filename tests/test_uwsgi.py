@@ -1,0 +1,284 @@
+"""uWSGI end-to-end: the demo project under a real uWSGI master with 2 workers x 4 threads,
+in both loading modes (the default, where uWSGI imports the application in the master and
+forks, and --lazy-apps), and the shipped deploy_examples/uwsgi configurations."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import DEMO_ENV, DEMO_SRC, DEMO_WARM
+from servers import UWSGI_EXAMPLE, Launcher, substitute
+from support import (
+    ERROR_ID_RE,
+    GiveUp,
+    PreforkServer,
+    Response,
+    assert_fresh_everywhere,
+    children,
+    edit,
+    fd_count,
+    free_port,
+    get,
+    lines_naming_pid,
+    restart_lines,
+    try_get,
+    wait_for_body,
+    wait_until,
+    write,
+)
+from test_gunicorn_errors import BAD_EDITS, HTML, assert_details
+
+MODES = {"preload": (), "lazy-apps": ("--lazy-apps",)}
+
+
+def version_source(version: str) -> str:
+    return f'VERSION = "{version}"\n'
+
+
+@pytest.fixture
+def launch() -> Iterator[Launcher]:
+    with Launcher() as launcher:
+        yield launcher
+
+
+StartDemo = Callable[..., tuple[PreforkServer, Path]]
+
+
+@pytest.fixture
+def demo_uwsgi(launch: Launcher) -> StartDemo:
+    """``start(mode, *more_args, env={...})``: a copy of the demo under
+    ``uwsgi --master --processes 2 --threads 4 --module reloader.wsgi:application`` on a free
+    port; returns the server, with every worker warmed, and the project."""
+
+    def start(mode: str, *args: str, env: dict[str, str] | None = None, warm: bool = True):
+        project = launch.copy(DEMO_SRC)
+        port = free_port()
+        env_args = [f"--env={k}={v}" for k, v in {**DEMO_ENV, **(env or {})}.items()]
+        server = launch.uwsgi(
+            "--master", "--processes", "2", "--threads", "4", "--die-on-term", "--need-app",
+            "--http-socket", f"127.0.0.1:{port}", "--module", "reloader.wsgi:application",
+            *env_args, *MODES[mode], *args,
+            cwd=project, base_url=f"http://127.0.0.1:{port}",
+        )  # fmt: skip
+        if warm:
+            server.warm(DEMO_WARM)
+        return server, project
+
+    return start
+
+
+def assert_one_restart_per_worker(server: PreforkServer, old_pids: list[int], name: str) -> None:
+    lines = restart_lines(server.log(), name)
+    for pid in old_pids:
+        assert len(lines_naming_pid(lines, pid)) == 1, "\n".join(lines)
+    assert len(lines) == len(old_pids), "\n".join(lines)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_save_reloads_every_worker_and_keeps_the_master(demo_uwsgi: StartDemo, mode: str) -> None:
+    server, project = demo_uwsgi(mode)
+    old_pids = server.worker_pids()
+    assert len(old_pids) == 2
+    if mode == "preload":  # the master holds reloader only; each worker loads the project
+        assert "is loaded in each worker, not in the master" in server.log()
+
+    write(project / "pages" / "version.py", version_source("v2"))
+    first = assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+    assert first.content_type.startswith("text/plain")
+    assert not set(server.worker_pids()) & set(old_pids)
+    assert_one_restart_per_worker(server, old_pids, "version.py")
+    # Each worker stopped by itself; the instance was never reloaded (no exec either).
+    assert "Gracefully killing worker" in server.log()
+    assert "graceful reload" not in server.log().lower()
+    assert server.poll() is None
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_no_request_lost_and_in_flight_ones_finish(demo_uwsgi: StartDemo, mode: str) -> None:
+    server, project = demo_uwsgi(mode)
+    failures: list[str] = []
+    answers = 0
+    stop = threading.Event()
+
+    def load() -> None:
+        nonlocal answers
+        while not stop.is_set():
+            resp = try_get(server.url("/version/"))
+            if resp is None or resp.status != 200:
+                failures.append("refused" if resp is None else f"{resp.status} {resp.body[:200]}")
+            answers += 1
+            time.sleep(0.01)
+
+    started = server.log().count("slow: started pid=")
+    with ThreadPoolExecutor(5) as pool:
+        loaders = [pool.submit(load) for _ in range(4)]
+        slow = pool.submit(get, server.url("/slow/?s=2"))
+        wait_until(lambda: server.log().count("slow: started pid=") > started)
+        for n in range(2, 5):
+            write(project / "pages" / "version.py", version_source(f"v{n}"))
+            assert_fresh_everywhere(server, "/version/", f"v{n} pid=", DEMO_WARM)
+        stop.set()
+        for loader in loaders:
+            loader.result()
+        in_flight = slow.result()
+    # The request running when its worker was told to stop finished, with the old code.
+    assert in_flight.status == 200 and in_flight.body.startswith("slept 2.0 v1 pid="), in_flight
+    assert answers > 50
+    assert not failures, failures[:10]
+
+
+@pytest.mark.parametrize(
+    ("mode", "case"),
+    [
+        ("preload", "syntax-at-load"),
+        ("preload", "name-at-load"),
+        ("preload", "settings"),
+        ("lazy-apps", "name-at-load"),
+    ],
+)
+def test_bad_edit_shows_the_error_and_the_fix_recovers(
+    demo_uwsgi: StartDemo, mode: str, case: str
+) -> None:
+    edit_ = BAD_EDITS[case]
+    server, project = demo_uwsgi(mode)
+    original = edit_.apply(project)
+
+    def broken() -> Response | None:
+        server.check_alive()
+        resp = get(server.url("/version/"), headers=HTML)
+        return resp if resp.status == 500 else None
+
+    page = wait_until(broken, message=server.log_tail)
+    assert_details(page, edit_, "text/html")
+    assert ERROR_ID_RE.fullmatch(page.headers.get("x-reloader-error-id", "")), page.headers
+    assert server.poll() is None and len(server.wait_workers()) == 2
+
+    write(project / edit_.path, original.replace('"v1"', '"v2"'))
+    assert_fresh_everywhere(server, "/version/", "v1 pid=", DEMO_WARM)
+
+
+def test_print_reaches_the_logto_file(demo_uwsgi: StartDemo, launch: Launcher) -> None:
+    logfile = launch.root / "uwsgi.log"
+    server, project = demo_uwsgi("preload", "--logto", str(logfile), warm=False)
+    token = f"t{time.monotonic_ns()}"
+    assert get(server.url(f"/print/?t={token}")).body == "ok"
+    wait_until(lambda: f"PRINT-MARKER {token}" in logfile.read_text(), timeout=10)
+    write(project / "pages" / "version.py", version_source("v2"))
+    wait_for_body(server.url("/version/"), "v2 pid=")
+    wait_until(lambda: restart_lines(logfile.read_text(), "version.py"), timeout=10)
+
+
+def test_template_edit_needs_no_restart(demo_uwsgi: StartDemo) -> None:
+    server, project = demo_uwsgi("preload")
+    pids = server.worker_pids()
+    server.warm("/hello/")
+    edit(project / "pages" / "templates" / "pages" / "hello.html", "template-v1", "template-v2")
+
+    def fresh(resp: Response) -> None:
+        if resp.status != 200 or "template-v2" not in resp.body:
+            raise GiveUp(f"stale template: {resp.status} {resp.body[:300]!r}")
+
+    wait_for_body(server.url("/hello/"), "template-v2", status=200)
+    assert server.warm("/hello/", check=fresh) == set(pids)
+    assert server.worker_pids() == pids
+    assert not restart_lines(server.log()), server.log_tail()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_many_reloads_leave_nothing_behind(demo_uwsgi: StartDemo, mode: str) -> None:
+    server, project = demo_uwsgi(mode, warm=False)
+    version = project / "pages" / "version.py"
+
+    def reload(n: int) -> None:
+        write(version, version_source(f"v{n}"))
+        wait_for_body(server.url("/version/"), f"v{n} pid=", status=200)
+        # Both workers replaced before the next save (the master forks one per second).
+        wait_until(lambda: len(server.worker_pids()) == 2, message=server.log_tail)
+
+    reload(2)
+    master_fds = fd_count(server.pid)
+    for n in range(3, 13):
+        reload(n)
+    assert fd_count(server.pid) <= master_fds + 1, "the master leaks descriptors per reload"
+    # Only the master and its two workers: no zombie, no stray process.
+    assert len(children(server.pid)) == 2
+    assert len(server.worker_pids()) == 2 and server.poll() is None
+
+
+def test_bad_option_fails_startup(launch: Launcher) -> None:
+    project = launch.copy(DEMO_SRC)
+    port = free_port()
+    server = launch.uwsgi(
+        "--ini", str(UWSGI_EXAMPLE / "uwsgi.ini"), "--http-socket", f"127.0.0.1:{port}",
+        "--env", "RELOADER_ENABLED=maybe",
+        cwd=project, workers=0, ready=None,
+    )  # fmt: skip
+    assert server.wait_exit() != 0
+    assert "RELOADER_ENABLED='maybe'" in server.log(), server.log_tail()
+
+
+def shipped_ini(launch: Launcher, name: str, replacements: dict[str, str]) -> Path:
+    """deploy_examples/uwsgi/<name> with only ``replacements`` (port, socket) applied."""
+    source = UWSGI_EXAMPLE / name
+    copy = launch.directory(f"ini-{name}") / name
+    copy.write_text(substitute(source.read_text(), replacements, str(source)))
+    return copy
+
+
+def test_shipped_development_ini(launch: Launcher) -> None:
+    project = launch.copy(DEMO_SRC)
+    port = free_port()
+    ini = shipped_ini(
+        launch, "uwsgi.ini", {r"^http-socket = .*$": f"http-socket = 127.0.0.1:{port}"}
+    )
+    server = launch.uwsgi("--ini", str(ini), cwd=project, base_url=f"http://127.0.0.1:{port}")
+    server.warm(DEMO_WARM)
+    old_pids = server.worker_pids()
+    write(project / "pages" / "version.py", version_source("v2"))
+    assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+    assert not set(server.worker_pids()) & set(old_pids)
+
+
+def test_staging_nginx_uwsgi_hides_error_details(launch: Launcher) -> None:
+    project = launch.copy(DEMO_SRC)
+    socket = launch.directory("run") / "uwsgi.sock"
+    ini = shipped_ini(
+        launch, "staging.ini", {r"^socket = /run/demo/uwsgi\.sock$": f"socket = {socket}"}
+    )
+    server = launch.uwsgi("--ini", str(ini), cwd=project, socket=socket)
+    port = free_port()
+    source = UWSGI_EXAMPLE / "nginx.conf"
+    site = substitute(
+        source.read_text(),
+        {
+            r"unix:/run/demo/uwsgi\.sock": f"unix:{socket}",
+            r"listen 80;": f"listen 127.0.0.1:{port};",
+            # Relative to nginx's configuration directory, which the test's nginx moves.
+            r"include uwsgi_params;": "include /etc/nginx/uwsgi_params;",
+        },
+        str(source),
+    )
+    nginx = launch.nginx(site, port)
+    server.base_url = nginx.base_url
+    server.warm(DEMO_WARM)
+
+    write(project / "pages" / "version.py", version_source("v2"))
+    assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+
+    apps = project / "pages" / "apps.py"
+    edit(apps, "        pass", '        raise RuntimeError("ready-broken-on-purpose")')
+    page = wait_for_body(server.url("/version/"), "Error id:", status=500, headers=HTML)
+    assert page.content_type.startswith("text/plain"), page.headers
+    for secret in ("ready-broken-on-purpose", "Traceback", "apps.py", str(project)):
+        assert secret not in page.body, f"{secret!r} leaked through nginx:\n{page.body}"
+    error_id = page.headers["x-reloader-error-id"]
+    log = server.wait_for_log(error_id)
+    assert "ready-broken-on-purpose" in log[log.index(error_id) :][:4000]
+
+    edit(apps, '        raise RuntimeError("ready-broken-on-purpose")', "        pass")
+    assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
