@@ -1,7 +1,9 @@
 """Test matrix, lint and type checks. `nox -l` lists the sessions.
 
 The Django and gunicorn versions come from pip's resolver within the pins below; each test
-session runs the whole suite with real servers.
+session runs the whole suite with real servers. uWSGI and waitress come with the `test` extra:
+uWSGI is compiled for each session's interpreter (2.0.28 and newer build on 3.10 to 3.13),
+so the uWSGI tests run in every cell of the matrix.
 """
 
 from __future__ import annotations

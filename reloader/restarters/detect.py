@@ -68,7 +68,7 @@ def placement() -> Placement:
     if foreign is not None:
         foreign = foreign.replace("%", "%%")  # the refusal is a logging format
         return Placement(
-            refusal=f"%s runs in {foreign}: a server reloader does not know, where restarting "
+            refusal=f"%s runs in {foreign}: a server reloader does not know, where replacing it "
             f"by exec would kill the server. Not reloading. Supported: {SUPPORTED}; under "
             "another pre-forking server, use its own reload option, or run "
             "gunicorn/uWSGI for development."
