@@ -12,6 +12,8 @@ MAIN_TOOLS = (
     "runserver",
     "mod_wsgi-reload",
     "reloader-mod_wsgi",
+    "reloader-uwsgi",
+    "uwsgi-autoreload",
 )
 SCALE_TOOLS = ("reloader-gunicorn", "reloader-warm", "gunicorn-reload")
 # Edits of the models module too: the warm mode's arbiter holds the models, so such an edit

@@ -20,6 +20,7 @@ from .project import Project
 
 BIN = Path(sys.executable).parent
 MOD_WSGI_EXPRESS = BIN / "mod_wsgi-express"
+UWSGI = BIN / "uwsgi"
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ Command = Callable[[Launch], tuple[list[str], dict[str, str]]]
 class Tool:
     name: str
     label: str
-    family: str  # gunicorn | runserver | mod_wsgi
+    family: str  # gunicorn | runserver | mod_wsgi | uwsgi
     reloads: bool
     command: Command
     uses_reloader: bool = False
@@ -121,6 +122,32 @@ def _mod_wsgi(script: str, *flags: str) -> Command:
     return command
 
 
+def _uwsgi(
+    app: Callable[[Launch], str],
+    *flags: str,
+    env: Callable[[Launch], dict[str, str]] = lambda launch: {},
+) -> Command:
+    def command(launch: Launch) -> tuple[list[str], dict[str, str]]:
+        argv = [
+            str(UWSGI),
+            "--master",
+            "--processes",
+            str(launch.workers),
+            "--threads",
+            str(launch.threads),
+            "--http-socket",
+            f"{HOST}:{launch.port}",
+            "--die-on-term",  # SIGTERM would make uWSGI 2.0 reload, not stop
+            "--need-app",
+            "--module",
+            app(launch),
+            *flags,
+        ]
+        return argv, env(launch)
+
+    return command
+
+
 def _plain_app(launch: Launch) -> str:
     return launch.project.app
 
@@ -138,6 +165,10 @@ _MOD_WSGI_STEPS = {
     # Apache's parent notices a dead daemon in its maintenance loop, up to a second later.
     "respawn": r"has died; deregistering and restarting",
     "boot": r"Starting daemon process",
+}
+_UWSGI_STEPS = {
+    "exit": r"Gracefully killing worker|gracefully killing|buried after",
+    "boot": r"Respawned uWSGI worker|spawned uWSGI worker",
 }
 # The warm mode re-executes its arbiter instead when code the arbiter imported changed.
 _RELOADER_DETECT = {"detect": r"reloader.*(restarting|re-executing)"}
@@ -230,9 +261,32 @@ TOOLS: dict[str, Tool] = {
         Tool(
             "mod_wsgi", "mod_wsgi-express (bare)", "mod_wsgi", False, _mod_wsgi("bench_bare.wsgi")
         ),
+        Tool(
+            "reloader-uwsgi",
+            "reloader + uWSGI",
+            "uwsgi",
+            True,
+            _uwsgi(lambda launch: "reloader.wsgi:application", env=_reloader_env(True)),
+            uses_reloader=True,
+            phases={**_RELOADER_DETECT, **_UWSGI_STEPS},
+        ),
+        Tool(
+            "uwsgi-autoreload",
+            "uWSGI --py-autoreload 1",
+            "uwsgi",
+            True,
+            _uwsgi(_plain_app, "--py-autoreload", "1"),
+            phases={"detect": r"uwsgi-python-reloader.*has been modified", **_UWSGI_STEPS},
+        ),
+        Tool("uwsgi", "uWSGI (bare)", "uwsgi", False, _uwsgi(_plain_app)),
     ]
 }
-BASELINES = {"gunicorn": "gunicorn", "runserver": "runserver-noreload", "mod_wsgi": "mod_wsgi"}
+BASELINES = {
+    "gunicorn": "gunicorn",
+    "runserver": "runserver-noreload",
+    "mod_wsgi": "mod_wsgi",
+    "uwsgi": "uwsgi",
+}
 # Throughput/memory variants per family: bare app, wrapped and reloading, wrapped but disabled.
 OVERHEAD = {
     "gunicorn": {"bare": "gunicorn", "on": "reloader-gunicorn", "off": "reloader-gunicorn-off"},
@@ -246,6 +300,8 @@ def unavailable(tool: Tool, apache_problem: str | None) -> str | None:
         return "reloader is not importable in this interpreter (pip install -e .)"
     if tool.family == "gunicorn" and importlib.util.find_spec("gunicorn") is None:
         return "gunicorn is not installed"
+    if tool.family == "uwsgi" and not UWSGI.exists():
+        return f"uwsgi not found in {BIN} (pip install uwsgi)"
     if tool.family == "mod_wsgi":
         if not MOD_WSGI_EXPRESS.exists():
             return f"mod_wsgi-express not found in {BIN} (pip install mod_wsgi)"

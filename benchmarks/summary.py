@@ -17,7 +17,11 @@ from .runner import CellResult
 from .servers import OVERHEAD, TOOLS
 
 Entry = dict[str, Any]
-REFERENCES = {"gunicorn": "gunicorn-reload", "mod_wsgi": "mod_wsgi-reload"}
+REFERENCES = {
+    "gunicorn": "gunicorn-reload",
+    "mod_wsgi": "mod_wsgi-reload",
+    "uwsgi": "uwsgi-autoreload",
+}
 
 
 def reference(tool: str) -> str:

@@ -26,6 +26,8 @@ MAIN_TOOLS = {
     "runserver",
     "mod_wsgi-reload",
     "reloader-mod_wsgi",
+    "reloader-uwsgi",
+    "uwsgi-autoreload",
 }
 STATUSES = {"ok", "skipped", "failed"}
 
