@@ -2,7 +2,7 @@
 
 The Django and gunicorn versions come from pip's resolver within the pins below; each test
 session runs the whole suite with real servers. uWSGI and waitress come with the `test` extra:
-uWSGI is compiled for each session's interpreter (2.0.28 and newer build on 3.10 to 3.13),
+uWSGI is compiled for each session's interpreter (it needs a C compiler and the headers),
 so the uWSGI tests run in every cell of the matrix.
 """
 
