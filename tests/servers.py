@@ -370,7 +370,7 @@ class Launcher:
                 lambda: server.check_alive() or socket.is_socket(),
                 message=lambda: f"uWSGI to listen on {socket}:\n{server.log_tail()}",
             )
-        if ready is not None or socket is not None:
+        if workers and (ready is not None or socket is not None):  # 0: no master, no forks
             server.wait_workers()
         return server
 

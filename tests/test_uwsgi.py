@@ -15,6 +15,7 @@ from conftest import DEMO_ENV, DEMO_SRC, DEMO_WARM
 from servers import UWSGI_EXAMPLE, Launcher, substitute
 from support import (
     ERROR_ID_RE,
+    QUIET_PERIOD,
     GiveUp,
     PreforkServer,
     Response,
@@ -162,15 +163,42 @@ def test_bad_edit_shows_the_error_and_the_fix_recovers(
     assert_fresh_everywhere(server, "/version/", "v1 pid=", DEMO_WARM)
 
 
-def test_print_reaches_the_logto_file(demo_uwsgi: StartDemo, launch: Launcher) -> None:
+@pytest.mark.parametrize("logto", [False, True], ids=["output", "logto"])
+def test_print_reaches_the_log(demo_uwsgi: StartDemo, launch: Launcher, logto: bool) -> None:
+    """In uWSGI's output (a pipe here), or in the --logto file."""
     logfile = launch.root / "uwsgi.log"
-    server, project = demo_uwsgi("preload", "--logto", str(logfile), warm=False)
+    server, project = demo_uwsgi(
+        "preload", *(("--logto", str(logfile)) if logto else ()), warm=False
+    )
+
+    def log() -> str:
+        return logfile.read_text() if logto else server.log()
+
     token = f"t{time.monotonic_ns()}"
     assert get(server.url(f"/print/?t={token}")).body == "ok"
-    wait_until(lambda: f"PRINT-MARKER {token}" in logfile.read_text(), timeout=10)
+    wait_until(lambda: f"PRINT-MARKER {token}" in log(), timeout=10)
     write(project / "pages" / "version.py", version_source("v2"))
     wait_for_body(server.url("/version/"), "v2 pid=")
-    wait_until(lambda: restart_lines(logfile.read_text(), "version.py"), timeout=10)
+    wait_until(lambda: restart_lines(log(), "version.py"), timeout=10)
+
+
+def test_without_master_it_serves_and_says_what_to_add(launch: Launcher) -> None:
+    """A worker that stopped would never come back: the wrapper does not reload, and the server
+    it runs in survives a save."""
+    project = launch.copy(DEMO_SRC)
+    port = free_port()
+    server = launch.uwsgi(
+        "--processes", "1", "--threads", "4", "--die-on-term", "--need-app",
+        "--http-socket", f"127.0.0.1:{port}", "--module", "reloader.wsgi:application",
+        *[f"--env={k}={v}" for k, v in DEMO_ENV.items()],
+        cwd=project, workers=0, base_url=f"http://127.0.0.1:{port}",
+    )  # fmt: skip
+    assert get(server.url("/version/")).body.startswith("v1 pid=")
+    assert "Add --master" in server.wait_for_log("without its master")
+    write(project / "pages" / "version.py", version_source("v2"))
+    with pytest.raises(AssertionError):
+        wait_until(lambda: "v2" in get(server.url("/version/")).body, timeout=QUIET_PERIOD)
+    assert server.poll() is None and not restart_lines(server.log())
 
 
 def test_template_edit_needs_no_restart(demo_uwsgi: StartDemo) -> None:

@@ -51,6 +51,11 @@ def placement() -> Placement:
         )
     module = uwsgi.uwsgi_module()
     if module is not None:
+        if not module.masterpid():
+            return Placement(
+                refusal="uWSGI runs %s without its master, so a worker that stops is never "
+                "replaced: not reloading. Add --master (master = true in an ini file)."
+            )
         if not getattr(module, "has_threads", True):
             return Placement(
                 refusal="uWSGI runs no Python threads here, so nothing can watch %s: not "
