@@ -17,9 +17,10 @@ Why per worker, and why this way:
   stops the same way, so once one answers with the new code none answers with the old, and no
   request is lost.
 
-The signal goes to the worker's main thread, which serves uWSGI's core 0: uWSGI blocks every
-signal in its other request threads, but not in ours, and its handler must run in one of its
-own threads. The master looks for dead workers once a second (its master loop), so a
+The signal goes to the worker's main thread, which serves uWSGI's core 0, as it would when the
+master sends it: uWSGI blocks every signal in its other request threads but not in our watcher
+thread, where a signal sent to the process could otherwise land and run uWSGI's handler (and
+its exit()) in a thread uWSGI does not know. The master looks for dead workers once a second (its master loop), so a
 replacement starts up to a second after the old worker exits.
 """
 
