@@ -61,7 +61,7 @@ class GunicornRestarter:
             defer(_nothing)
 
 
-def exit_without_teardown() -> NoReturn:
+def exit_without_teardown(code: int = 0) -> NoReturn:
     """End a worker whose graceful stop is over, skipping the interpreter's teardown: freeing
     every module and object of a Django process takes 0.1 s and more, and the arbiter forks
     the replacement only once this process is gone. atexit handlers (logging's flush among
@@ -71,7 +71,7 @@ def exit_without_teardown() -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-    os._exit(0)
+    os._exit(code)
 
 
 def stopping_cleanly() -> bool:

@@ -20,17 +20,25 @@ Why per worker, and why this way:
 The signal goes to the worker's main thread, which serves uWSGI's core 0, as it would when the
 master sends it: uWSGI blocks every signal in its other request threads but not in our watcher
 thread, where a signal sent to the process could otherwise land and run uWSGI's handler (and
-its exit()) in a thread uWSGI does not know. The master looks for dead workers once a second (its master loop), so a
-replacement starts up to a second after the old worker exits.
+its exit()) in a thread uWSGI does not know. The master looks for dead workers once a second
+(its master loop), so a replacement starts up to a second after the old worker exits.
+
+uWSGI installs that handler only once the worker has loaded the application: a save seen
+while it loads would make SIGHUP run what the worker inherited (nothing, or the master's own
+handler, which reloads every worker). Such a worker has taken no request yet, so it simply
+exits, with the code uWSGI's master respawns without complaint.
 """
 
 from __future__ import annotations
 
+import ctypes
 import signal
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any
+
+from .gunicorn import exit_without_teardown
 
 __all__ = ["UwsgiRestarter", "after_fork", "uwsgi_module"]
 
@@ -60,6 +68,24 @@ def after_fork(boot: Callable[[], None]) -> None:
     module.post_fork_hook = hook
 
 
+QUIET_EXIT = 29
+"""UWSGI_QUIET_CODE (uwsgi.h): the master respawns the worker and logs nothing about it."""
+
+
+def _serving_handler_installed() -> bool:
+    """Whether SIGHUP runs uWSGI's worker handler `gracefully_kill` yet. The uwsgi binary
+    exports its symbols (plugins link against them); where it does not, assume so."""
+    process = ctypes.CDLL(None)
+    try:
+        expected = ctypes.cast(process.gracefully_kill, ctypes.c_void_p).value
+    except AttributeError:
+        return True
+    action = ctypes.create_string_buffer(256)  # struct sigaction; sa_handler comes first
+    if process.sigaction(signal.SIGHUP, None, action) != 0:
+        return True
+    return ctypes.c_void_p.from_buffer(action).value == expected
+
+
 class UwsgiRestarter:
     name = "uWSGI worker"
 
@@ -69,4 +95,7 @@ class UwsgiRestarter:
         self._main = main
 
     def restart(self) -> None:
-        signal.pthread_kill(self._main, signal.SIGHUP)
+        if _serving_handler_installed():
+            signal.pthread_kill(self._main, signal.SIGHUP)
+        else:
+            exit_without_teardown(QUIET_EXIT)
