@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 __all__ = [
+    "GRACE",
     "SETTINGS",
     "WARM_DJANGO",
     "ConfigError",
@@ -63,6 +64,13 @@ def _parse_show_errors(text: str) -> ShowErrors:
 
 def _parse_paths(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(os.pathsep) if part.strip())
+
+
+def _parse_seconds(text: str) -> float:
+    value = float(text.strip())
+    if not 0 < value < float("inf"):
+        raise ValueError
+    return value
 
 
 def _parse_target(text: str) -> str:
@@ -118,6 +126,9 @@ class Setting(Generic[T]):
         elif isinstance(self.default, bool):
             if isinstance(given, bool):
                 return given  # type: ignore[return-value]
+        elif isinstance(self.default, float):
+            if isinstance(given, (int, float)) and not isinstance(given, bool) and given > 0:
+                return float(given)  # type: ignore[return-value]
         elif isinstance(self.default, ShowErrors):
             if isinstance(given, bool):
                 return ShowErrors.ALWAYS if given else ShowErrors.NEVER  # type: ignore[return-value]
@@ -184,7 +195,28 @@ SHOW_ERRORS: Setting[ShowErrors] = Setting(
     "that sent no proxy headers. Everyone else gets an error id that is also in the log.",
 )
 
-SETTINGS: tuple[Setting[Any], ...] = (APP, ENABLED, EXTRA_FILES, IGNORE, POLLING, SHOW_ERRORS)
+GRACE: Setting[float] = Setting(
+    name="grace",
+    env="RELOADER_GRACE",
+    parse=_parse_seconds,
+    default=5.0,
+    accepts="a number of seconds greater than 0",
+    doc="How long a worker that stops (for a reload, or the server's graceful stop) may take "
+    "to finish the requests it is answering; then it logs the ones it cuts and exits. "
+    "Streaming responses of unknown length (server-sent events, django-browser-reload) end at "
+    "their next chunk as soon as the stop begins. Never longer than the server's own graceful "
+    "timeout.",
+)
+
+SETTINGS: tuple[Setting[Any], ...] = (
+    APP,
+    ENABLED,
+    EXTRA_FILES,
+    IGNORE,
+    POLLING,
+    SHOW_ERRORS,
+    GRACE,
+)
 
 
 WARM_DJANGO: Setting[bool] = Setting(
@@ -211,6 +243,7 @@ class Options:
     ignore: tuple[str, ...]
     polling: bool
     show_errors: ShowErrors
+    grace: float
 
 
 def read_options(given: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Options:

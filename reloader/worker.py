@@ -18,6 +18,7 @@ from .integrations.django import DjangoBridge, django_ready, load_urlconf
 from .log import describe_paths, make_stdout_line_buffered, make_visible
 from .restarters import Restarter, detect_restarter
 from .serving import ErrorApp, LoadFailure
+from .serving.inflight import InFlight
 from .settings import Options
 from .target import WSGIApp, describe, import_app
 from .warm.worker import Reporter, managed_run_dir
@@ -36,6 +37,7 @@ class Worker:
         self.django: DjangoBridge | None = None
         self.restarter: Restarter | None = None
         self.restarting = False
+        self.inflight = InFlight()
 
     def boot(self) -> WSGIApp:
         """Start watching, then load the target; return what to serve: the application, or an
@@ -44,6 +46,7 @@ class Worker:
         make_stdout_line_buffered()
         started_ns = time.time_ns()
         self.restarter = detect_restarter()
+        self.restarter.on_graceful_stop(self._stopping)
         sources = Sources(self.options.extra_files)
         run = managed_run_dir()
         if run is None:
@@ -69,7 +72,7 @@ class Worker:
         late = sources.saved_since(started_ns)
         if late:
             self._changed(late)
-        return served
+        return self.inflight.wrap(served)
 
     def _load(self, sources: Sources) -> WSGIApp:
         if not isinstance(self.target, str):
@@ -89,13 +92,16 @@ class Worker:
         sources.add_files([])  # the watcher re-plans with everything the import brought
         return app
 
+    def _stopping(self) -> None:
+        assert self.restarter is not None
+        limit = self.restarter.graceful_limit
+        grace = self.options.grace if limit is None else min(self.options.grace, limit)
+        self.inflight.stop(grace)
+
     def _changed(self, paths: set[Path]) -> bool:
         """Called by the watcher thread; True once a restart is under way."""
         if self.django is not None:
-            handled = {p for p in paths if self.django.handled(p)}
-            if handled:
-                logger.info("refreshed without a restart: %s", describe_paths(handled))
-            paths -= handled
+            paths -= self.django.refresh(paths)
             if not paths:
                 return False
         assert self.restarter is not None

@@ -156,6 +156,49 @@ def wait_for_body(
     )
 
 
+class EventStream:
+    """An open response read line by line in a thread, as a browser holds an EventSource:
+    ``events`` collects its ``data:`` lines; ``ended`` is set when the server ends it."""
+
+    def __init__(self, url: str, headers: Mapping[str, str] | None = None) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        self.conn.request("GET", target, headers={"Accept": "text/event-stream", **(headers or {})})
+        self.response = self.conn.getresponse()
+        self.events: list[str] = []
+        self.ended = threading.Event()
+        self.ended_at = 0.0
+        """`time.monotonic()` when the stream ended."""
+        threading.Thread(target=self._read, name="event-stream", daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            while line := self.response.readline():
+                text = line.decode("utf-8", "replace").strip()
+                if text.startswith("data:"):
+                    self.events.append(text[5:].strip())
+        except (OSError, ValueError, AttributeError, http.client.HTTPException):
+            pass  # the server cut it, or close() did (http.client then has no file left)
+        self.ended_at = time.monotonic()
+        self.ended.set()
+
+    def wait_events(self, count: int = 1) -> list[str]:
+        return wait_until(
+            lambda: len(self.events) >= count and self.events,
+            message=lambda: f"{count} event(s), got {self.events}",
+        )
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 # --------------------------------------------------------------------------- processes
 
 

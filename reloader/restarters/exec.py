@@ -6,12 +6,17 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 
 __all__ = ["ExecRestarter"]
 
 
 class ExecRestarter:
     name = "process"
+    graceful_limit: float | None = None
+
+    def on_graceful_stop(self, begin: Callable[[], None]) -> None:
+        pass  # exec stops nothing gracefully
 
     def restart(self) -> None:
         # Flush what print() buffered; exec discards the old process's memory.

@@ -9,6 +9,8 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Callable
+from types import FrameType
 from typing import Any, NoReturn
 
 __all__ = [
@@ -47,6 +49,28 @@ class GunicornRestarter:
 
     def __init__(self) -> None:
         self._worker = _serving_worker()
+        timeout = getattr(getattr(self._worker, "cfg", None), "graceful_timeout", None)
+        self.graceful_limit: float | None = (
+            float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else None
+        )
+
+    def on_graceful_stop(self, begin: Callable[[], None]) -> None:
+        """SIGTERM is gunicorn's graceful stop, whoever sends it (our restart, warm mode's
+        supervisor, the arbiter's own shutdown): run `begin` first, then gunicorn's handler."""
+        worker = self._worker
+        if worker is None:
+            return
+        original = worker.handle_exit
+
+        def handle_exit(signum: int, frame: FrameType | None) -> None:
+            begin()
+            original(signum, frame)
+
+        # On the instance, for an init_signals() still to come (a boot right after a
+        # --preload fork); and in place, where gunicorn installed its handler already.
+        worker.handle_exit = handle_exit
+        if signal.getsignal(signal.SIGTERM) == original:
+            signal.signal(signal.SIGTERM, handle_exit)
 
     def restart(self) -> None:
         atexit.register(exit_without_teardown)

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
+from ..integrations.identities import renew_process_identities
 from ..log import make_visible
 from ..settings import WARM_DJANGO, read_options
 from ..watching.sources import module_file
@@ -65,6 +66,8 @@ class WarmArbiter:
             [sys.executable, "-m", "reloader.warm", str(self.run.path), str(self.pid)]
         )
         signal.signal(SIGNAL, self._on_signal)
+        # What the arbiter imported is in every worker; what tells processes apart must not be.
+        os.register_at_fork(after_in_child=renew_process_identities)
         mode = "workers are forked warm" if self.warm else "nothing is preloaded for it"
         logger.info("one watcher for the server (pid %d); %s", self.supervisor.pid, mode)
 

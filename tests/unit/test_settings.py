@@ -68,3 +68,14 @@ def test_unknown_or_mistyped_keyword_is_an_error() -> None:
         read_options({"extra_file": ".env"}, environ={})
     with pytest.raises(ConfigError, match="enabled"):
         read_options({"enabled": "sometimes"}, environ={})
+
+
+def test_grace_is_seconds_above_zero() -> None:
+    assert read_options({}, {}).grace == 5.0
+    assert read_options({}, {"RELOADER_GRACE": "2.5"}).grace == 2.5
+    assert read_options({"grace": 1}, {}).grace == 1.0
+    for bad in ("0", "-1", "soon", "nan", "inf"):
+        with pytest.raises(ConfigError, match=r"RELOADER_GRACE.*greater than 0"):
+            read_options({}, {"RELOADER_GRACE": bad})
+    with pytest.raises(ConfigError, match="grace"):
+        read_options({"grace": True}, {})
