@@ -243,7 +243,8 @@ def thread_names(pid: int) -> list[str]:
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The current environment minus anything that would change what a server does.
 
-    PYTHONUNBUFFERED is removed because print() reaching a piped stdout is under test;
+    PYTHONUNBUFFERED is removed because print() reaching a piped stdout is under test; pytest's
+    own variables because a server run by hand has none;
     RELOADER_* and DJANGO_SETTINGS_MODULE because each test states its own.
     """
     env = {
@@ -256,6 +257,9 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
             "PYTHONDONTWRITEBYTECODE",
             "DJANGO_SETTINGS_MODULE",
             "PYTHONPATH",
+            # Set by pytest; debug-toolbar turns itself off where it finds them.
+            "PYTEST_VERSION",
+            "PYTEST_CURRENT_TEST",
         }
     }
     env.update(extra or {})

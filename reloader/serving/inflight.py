@@ -5,11 +5,18 @@ ordinary response. An endless one (server-sent events, django-browser-reload's s
 poll) never finishes: the server waits for its graceful timeout, serving nothing new, and the
 browser tab that holds the stream hears of the restart only then. So, once a stop begins:
 
-- a response of unknown length that is being streamed ends at its next chunk: iteration stops
-  and the application's `close()` runs (generators' `finally`, Django's `request_finished`),
-  which is a complete chunked response, and the client reconnects, to a fresh process;
+- a response of unknown length that is being streamed ends: where the server lets us reach
+  the client's connection (gunicorn), it is shut down at once, so the client sees the end now
+  and reconnects (to a fresh process) while the application is still waiting for its next
+  chunk; either way iteration stops at that next chunk and the application's `close()` runs
+  (generators' `finally`, Django's `request_finished`);
 - a response of known length (a `Content-Length`, a list body, Django's non-streaming
   `HttpResponse`) is left to finish: cutting it would hand the client a broken body;
+- a request that arrives once the stop began is not served the code the process is stopping
+  for: a server may still read one from a kept-alive connection (gunicorn 27's gthread worker
+  does, for two seconds), and a browser reuses its connections. It gets a `307` to the same
+  URL, which every browser, `EventSource` and HTTP library follows on a new connection (the
+  server closes this one), and only a fresh process accepts new connections;
 - whatever is still running after the grace is logged, and the process exits, whatever its
   threads are doing (a request stuck in a slow call, a non-daemon thread, an executor that the
   interpreter would join at exit).
@@ -21,8 +28,10 @@ import contextlib
 import itertools
 import logging
 import os
+import socket
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +55,8 @@ class _Request:
     """The response declared its length: it must be sent whole."""
     streaming: bool = field(default=False)
     """Its body is an iterator of unknown length: it may end at any chunk."""
+    connection: socket.socket | None = None
+    """The client's connection, where the server puts it in the environ."""
 
     def describe(self, now: float) -> str:
         return f"{self.method} {self.path} ({now - self.started:.1f} s)"
@@ -62,10 +73,13 @@ class InFlight:
 
     def wrap(self, app: WSGIApp) -> WSGIApp:
         def tracked_app(environ: Mapping[str, Any], start_response: Any) -> Iterable[bytes]:
+            if self.stopping:
+                return _elsewhere(environ, start_response)
             request = _Request(
                 environ.get("REQUEST_METHOD", "GET"),
                 environ.get("PATH_INFO", "") or "/",
                 time.monotonic(),
+                connection=_connection(environ),
             )
 
             def declaring_start_response(status: str, headers: Any, *exc_info: Any) -> Any:
@@ -108,10 +122,14 @@ class InFlight:
                 return
             self.stopping = True
             streams = [r for r in self._open.values() if r.streaming and not r.length_known]
+        for request in streams:
+            if request.connection is not None:
+                with contextlib.suppress(OSError):
+                    request.connection.shutdown(socket.SHUT_RDWR)
         if streams:
             now = time.monotonic()
             logger.info(
-                "ending %d streaming response(s) at their next chunk: %s",
+                "ending %d streaming response(s): %s",
                 len(streams),
                 ", ".join(r.describe(now) for r in streams),
             )
@@ -160,6 +178,41 @@ class _Tracked:
         close = getattr(self._result, "close", None)
         if callable(close):
             close()
+
+
+def _elsewhere(environ: Mapping[str, Any], start_response: Any) -> list[bytes]:
+    """The same request, asked again: the URL as the client sent it where the server keeps it
+    (gunicorn's RAW_URI, mod_wsgi's and uWSGI's REQUEST_URI), else rebuilt from the environ."""
+    target = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if not target:
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        # WSGI strings carry the request's bytes as latin-1: quote those bytes.
+        target = urllib.parse.quote(path.encode("latin-1", "replace"), safe="/:@!$&'()*+,;=~")
+        if environ.get("QUERY_STRING"):
+            target += "?" + environ["QUERY_STRING"]
+    body = b"This process is restarting for new code: ask again.\n"
+    start_response(
+        "307 Temporary Redirect",
+        [
+            ("Location", target or "/"),
+            ("Cache-Control", "no-store"),
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+        ],
+    )
+    return [body]
+
+
+CONNECTION_KEYS = ("gunicorn.socket",)
+"""Environ keys under which servers pass the client's socket."""
+
+
+def _connection(environ: Mapping[str, Any]) -> socket.socket | None:
+    for key in CONNECTION_KEYS:
+        candidate = environ.get(key)
+        if isinstance(candidate, socket.socket):
+            return candidate
+    return None
 
 
 def _is_file_wrapper(result: object, environ: Mapping[str, Any]) -> bool:

@@ -89,3 +89,18 @@ def test_a_file_wrapper_reaches_the_server_as_itself() -> None:
     wrapper = FileWrapper()
     wrapped = inflight.wrap(lambda environ, start_response: wrapper)
     assert wrapped({"wsgi.file_wrapper": FileWrapper}, lambda *a: None) is wrapper
+
+
+def test_a_request_that_arrives_while_stopping_is_sent_to_ask_again() -> None:
+    inflight = InFlight()
+    called = []
+    wrapped = inflight.wrap(lambda environ, start_response: called.append(1) or [b"old"])
+    inflight.stop(NEVER)
+    seen: list[Any] = []
+    environ = {"PATH_INFO": "/caf\xc3\xa9/", "QUERY_STRING": "a=1"}
+    body = wrapped(environ, lambda status, headers: seen.append((status, dict(headers))))
+    assert not called and b"old" not in b"".join(body)
+    status, headers = seen[0]
+    assert status.startswith("307") and headers["Location"] == "/caf%C3%A9/?a=1"
+    wrapped({"RAW_URI": "/x?y", "PATH_INFO": "/x"}, lambda s, h: seen.append(dict(h)))
+    assert seen[1]["Location"] == "/x?y"
