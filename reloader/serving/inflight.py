@@ -12,11 +12,12 @@ browser tab that holds the stream hears of the restart only then. So, once a sto
   (generators' `finally`, Django's `request_finished`);
 - a response of known length (a `Content-Length`, a list body, Django's non-streaming
   `HttpResponse`) is left to finish: cutting it would hand the client a broken body;
-- a request that arrives once the stop began is not served the code the process is stopping
-  for: a server may still read one from a kept-alive connection (gunicorn 27's gthread worker
-  does, for two seconds), and a browser reuses its connections. It gets a `307` to the same
-  URL, which every browser, `EventSource` and HTTP library follows on a new connection (the
-  server closes this one), and only a fresh process accepts new connections;
+- a request on a kept-alive connection, read once the stop began, is not served the code the
+  process is stopping for: gunicorn 27's gthread worker still reads them for two seconds, and
+  a browser reuses its connections. It gets a `307` to the same URL, which browsers,
+  `EventSource` and HTTP libraries follow on a new connection (the server closes this one),
+  and only a fresh process accepts new connections. The first request of a connection was
+  sent before the stop (the connection was accepted before it) and is served;
 - whatever is still running after the grace is logged, and the process exits, whatever its
   threads are doing (a request stuck in a slow call, a non-daemon thread, an executor that the
   interpreter would join at exit).
@@ -32,6 +33,7 @@ import socket
 import sys
 import time
 import urllib.parse
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,17 +71,22 @@ class InFlight:
         self._lock = allocate_lock()
         self._open: dict[int, _Request] = {}
         self._ids = itertools.count()
+        self._kept_alive: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        """Connections that were answered once already."""
         self.stopping = False
 
     def wrap(self, app: WSGIApp) -> WSGIApp:
         def tracked_app(environ: Mapping[str, Any], start_response: Any) -> Iterable[bytes]:
-            if self.stopping:
-                return _elsewhere(environ, start_response)
+            connection = _connection(environ)
+            if connection is not None:
+                if self.stopping and connection in self._kept_alive:
+                    return _elsewhere(environ, start_response)
+                self._kept_alive.add(connection)
             request = _Request(
                 environ.get("REQUEST_METHOD", "GET"),
                 environ.get("PATH_INFO", "") or "/",
                 time.monotonic(),
-                connection=_connection(environ),
+                connection=connection,
             )
 
             def declaring_start_response(status: str, headers: Any, *exc_info: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -91,16 +92,28 @@ def test_a_file_wrapper_reaches_the_server_as_itself() -> None:
     assert wrapped({"wsgi.file_wrapper": FileWrapper}, lambda *a: None) is wrapper
 
 
-def test_a_request_that_arrives_while_stopping_is_sent_to_ask_again() -> None:
+def test_a_kept_alive_connection_read_while_stopping_is_sent_to_ask_again() -> None:
     inflight = InFlight()
-    called = []
-    wrapped = inflight.wrap(lambda environ, start_response: called.append(1) or [b"old"])
-    inflight.stop(NEVER)
-    seen: list[Any] = []
-    environ = {"PATH_INFO": "/caf\xc3\xa9/", "QUERY_STRING": "a=1"}
-    body = wrapped(environ, lambda status, headers: seen.append((status, dict(headers))))
-    assert not called and b"old" not in b"".join(body)
-    status, headers = seen[0]
-    assert status.startswith("307") and headers["Location"] == "/caf%C3%A9/?a=1"
-    wrapped({"RAW_URI": "/x?y", "PATH_INFO": "/x"}, lambda s, h: seen.append(dict(h)))
-    assert seen[1]["Location"] == "/x?y"
+    wrapped = inflight.wrap(lambda environ, start_response: [b"old"])
+    reused, fresh = socket.socket(), socket.socket()
+    try:
+        list(wrapped({"gunicorn.socket": reused}, lambda *a: None))
+        inflight.stop(NEVER)
+        seen: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+            seen.append((status, dict(headers)))
+
+        environ = {"gunicorn.socket": reused, "PATH_INFO": "/caf\xc3\xa9/", "QUERY_STRING": "a=1"}
+        assert b"old" not in b"".join(wrapped(environ, start_response))
+        status, headers = seen[-1]
+        assert status.startswith("307") and headers["Location"] == "/caf%C3%A9/?a=1"
+        raw = {"gunicorn.socket": reused, "RAW_URI": "/x?y", "PATH_INFO": "/x"}
+        wrapped(raw, start_response)
+        assert seen[-1][1]["Location"] == "/x?y"
+        # The first request of a connection was sent before the stop: it is served.
+        assert list(wrapped({"gunicorn.socket": fresh}, start_response)) == [b"old"]
+        assert list(wrapped({}, start_response)) == [b"old"]
+    finally:
+        reused.close()
+        fresh.close()
