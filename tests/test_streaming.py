@@ -8,18 +8,21 @@ time can only have been ended by the wrapper, not by gunicorn giving up on it.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 from pathlib import Path
 
 import pytest
 from conftest import DEMO_ENV, DEMO_WARM, WORKER_ARGS, StartGunicorn
+from live_reload import LIVE_SETTINGS, make_live
 from support import (
     QUIET_PERIOD,
     EventStream,
     PreforkServer,
     answer_pid,
     assert_fresh_everywhere,
+    edit,
     restart_lines,
     try_get,
     wait_until,
@@ -152,3 +155,34 @@ def test_a_template_save_is_offered_to_django_once_per_worker(
     for line in refreshed():
         assert line.endswith("refreshed without a restart: pages/templates/pages/hello.html"), line
     assert sorted(pids) == sorted(server.worker_pids()) and not restart_lines(server.log())
+
+
+def version_ids(server: PreforkServer, count: int = 4) -> set[str]:
+    """django-browser-reload's process ids, as tabs connecting now would see them. No more
+    streams at once than a worker has threads: they could all land on one worker."""
+    streams = [EventStream(server.url("/__reload__/events/")) for _ in range(count)]
+    try:
+        return {json.loads(s.wait_events()[0])["versionId"] for s in streams}
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_fresh_worker_is_new_to_django_browser_reload(
+    gunicorn: StartGunicorn, demo_project: Path, mode: str
+) -> None:
+    project = make_live(demo_project)
+    server = start(gunicorn, project, "gthread", mode, DJANGO_SETTINGS_MODULE=LIVE_SETTINGS)
+    seen = version_ids(server)
+    # A view edit restarts the workers; a models edit, in warm mode, the arbiter too.
+    for module, old, new in (("version", "v1", "v2"), ("models", "m1", "m2")):
+        edit(project / "pages" / f"{module}.py", f'"{old}"', f'"{new}"')
+        if module == "version":
+            assert_fresh_everywhere(server, "/version/", f"{new} pid=", DEMO_WARM)
+        else:
+            assert_fresh_everywhere(server, "/models-version/", f"{new} pid=", None)
+            server.warm(DEMO_WARM)
+        fresh = version_ids(server)
+        assert not fresh & seen, f"a tab would not reload after the {module} edit"
+        seen |= fresh
