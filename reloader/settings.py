@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -65,6 +66,22 @@ def _parse_paths(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(os.pathsep) if part.strip())
 
 
+# A host name as Django's ALLOWED_HOSTS holds one ('.example.com' for it and its subdomains),
+# or a bracketed IPv6 literal; no port, no '*' (it would trust a DNS rebinding attacker's name).
+_HOST_ENTRY = re.compile(r"\.?[a-z0-9-]+(\.[a-z0-9-]+)*\.?|\[[a-f0-9]*:[a-f0-9.:]+\]")
+
+
+def _parse_host(text: str) -> str:
+    value = text.strip().lower()
+    if not _HOST_ENTRY.fullmatch(value):
+        raise ValueError
+    return value
+
+
+def _parse_hosts(text: str) -> tuple[str, ...]:
+    return tuple(_parse_host(part) for part in text.split(",") if part.strip())
+
+
 def _parse_target(text: str) -> str:
     value = text.strip()
     module, _, attribute = value.partition(":")
@@ -91,6 +108,8 @@ class Setting(Generic[T]):
     """The accepted values, as shown in error messages and the README."""
     doc: str
     """What the option does."""
+    item: Callable[[str], str] | None = None
+    """For a list option: checks one element given in a `wrap()` keyword's sequence."""
 
     def read(self, given: Any, environ: Mapping[str, str]) -> T:
         """The keyword's value when given (strings are parsed), else the variable's, else the
@@ -114,7 +133,11 @@ class Setting(Generic[T]):
         if isinstance(self.default, tuple):
             paths = isinstance(given, Sequence) and not isinstance(given, str)
             if paths and all(isinstance(p, (str, os.PathLike)) for p in given):
-                return tuple(os.fspath(p) for p in given)  # type: ignore[return-value]
+                items = tuple(os.fspath(p) for p in given)
+                try:
+                    return tuple(map(self.item, items)) if self.item else items  # type: ignore[return-value]
+                except ValueError:
+                    pass  # named with the accepted values below
         elif isinstance(self.default, bool):
             if isinstance(given, bool):
                 return given  # type: ignore[return-value]
@@ -181,10 +204,32 @@ SHOW_ERRORS: Setting[ShowErrors] = Setting(
     default=ShowErrors.AUTO,
     accepts="auto, 1/true/yes/on (always) or 0/false/no/off (never)",
     doc="Who sees the traceback of a failed load in the 500 page. auto: only a loopback client "
-    "that sent no proxy headers. Everyone else gets an error id that is also in the log.",
+    "that sent no proxy headers, over HTTP/1.1 or later, whose Host is a loopback name or "
+    "address, one of trusted_hosts or of Django's ALLOWED_HOSTS. Everyone else gets an error "
+    "id that is also in the log.",
+)
+TRUSTED_HOSTS: Setting[tuple[str, ...]] = Setting(
+    name="trusted_hosts",
+    env="RELOADER_TRUSTED_HOSTS",
+    parse=_parse_hosts,
+    default=(),
+    accepts="host names or bracketed IPv6 addresses separated by ',', without port; "
+    "'.example.com' for it and its subdomains; not '*'",
+    doc="Besides localhost, *.localhost, 127.0.0.0/8 and [::1], the Host names under which a "
+    "loopback client may see details (show_errors=auto), e.g. a name in /etc/hosts for this "
+    "machine. Django's ALLOWED_HOSTS count too once the settings loaded, but their '*' does not.",
+    item=_parse_host,
 )
 
-SETTINGS: tuple[Setting[Any], ...] = (APP, ENABLED, EXTRA_FILES, IGNORE, POLLING, SHOW_ERRORS)
+SETTINGS: tuple[Setting[Any], ...] = (
+    APP,
+    ENABLED,
+    EXTRA_FILES,
+    IGNORE,
+    POLLING,
+    SHOW_ERRORS,
+    TRUSTED_HOSTS,
+)
 
 
 WARM_DJANGO: Setting[bool] = Setting(
@@ -211,6 +256,7 @@ class Options:
     ignore: tuple[str, ...]
     polling: bool
     show_errors: ShowErrors
+    trusted_hosts: tuple[str, ...]
 
 
 def read_options(given: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Options:

@@ -82,7 +82,7 @@ class Worker:
             failure = LoadFailure.capture(self.target, exc)
             logger.error(failure.log_text())
             sources.add_failure(exc)
-            return ErrorApp(failure, self.options.show_errors)
+            return ErrorApp(failure, self.options.show_errors, self.options.trusted_hosts)
         if django_ready():
             self.django = DjangoBridge(sources)
             self.django.start()

@@ -68,3 +68,23 @@ def test_unknown_or_mistyped_keyword_is_an_error() -> None:
         read_options({"extra_file": ".env"}, environ={})
     with pytest.raises(ConfigError, match="enabled"):
         read_options({"enabled": "sometimes"}, environ={})
+
+
+def test_trusted_hosts_from_environment_and_keyword() -> None:
+    environ = {"RELOADER_TRUSTED_HOSTS": "Dev.Example.test, .lan.example,[::1]"}
+    assert read_options({}, environ=environ).trusted_hosts == (
+        "dev.example.test",
+        ".lan.example",
+        "[::1]",
+    )
+    options = read_options({"trusted_hosts": ["box.example"]}, environ={})
+    assert options.trusted_hosts == ("box.example",)
+
+
+@pytest.mark.parametrize("value", ["*", "dev.example.test:8000", "a b", "http://dev.example"])
+def test_trusted_hosts_reject_star_ports_and_urls(value: str) -> None:
+    with pytest.raises(ConfigError, match="RELOADER_TRUSTED_HOSTS") as info:
+        read_options({}, environ={"RELOADER_TRUSTED_HOSTS": value})
+    assert "not '*'" in str(info.value)
+    with pytest.raises(ConfigError, match="trusted_hosts"):
+        read_options({"trusted_hosts": [value]}, environ={})
