@@ -78,14 +78,17 @@ class Worker:
             app = import_app(self.target)
             if django_ready():
                 load_urlconf()
+                # autoreload_started runs the apps' receivers: user code that may raise too.
+                # Only a bridge that started offers changes to Django; while the error page
+                # is served, every change restarts.
+                bridge = DjangoBridge(sources)
+                bridge.start()
+                self.django = bridge
         except (Exception, SystemExit) as exc:
             failure = LoadFailure.capture(self.target, exc)
             logger.error(failure.log_text())
             sources.add_failure(exc)
             return ErrorApp(failure, self.options.show_errors, self.options.trusted_hosts)
-        if django_ready():
-            self.django = DjangoBridge(sources)
-            self.django.start()
         sources.add_files([])  # the watcher re-plans with everything the import brought
         return app
 

@@ -88,6 +88,15 @@ BAD_EDITS = {
         "pages/apps.py", READY, '        raise RuntimeError("ready failed xyz")\n',
         "RuntimeError", "ready failed xyz", at_load=True,
     ),
+    # Sent once the application loaded, as runserver sends it: the receiver is user code.
+    "autoreload-receiver": BadEdit(
+        "pages/apps.py", READY,
+        "        from django.utils.autoreload import autoreload_started\n\n"
+        "        def fail(sender, **kwargs):\n"
+        '            raise RuntimeError("receiver failed xyz")\n\n'
+        "        autoreload_started.connect(fail, weak=False)\n",
+        "RuntimeError", "receiver failed xyz", at_load=True,
+    ),
     "syntax-in-view": BadEdit(
         "pages/views.py", "def index(", "def broken(:\n\n\ndef index(",
         "SyntaxError", "views.py", at_load=False,
