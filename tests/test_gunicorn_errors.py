@@ -17,6 +17,7 @@ from support import (
     Response,
     assert_fresh_everywhere,
     get,
+    restart_lines,
     wait_until,
     write,
 )
@@ -287,3 +288,40 @@ def test_dns_rebinding_host_gets_no_details(
         assert "frame-ancestors 'none'" in headers["content-security-policy"]
         assert headers["cache-control"] == "no-store"
         assert headers["x-content-type-options"] == "nosniff"
+
+
+USER_LOGGING = """
+LOGGING = {{
+    "version": 1,
+    {disable}
+    "formatters": {{"user": {{"format": "USERLOG %(name)s: %(message)s"}}}},
+    "handlers": {{"console": {{"class": "logging.StreamHandler", "formatter": "user"}}}},
+    "root": {{"handlers": ["console"], "level": "INFO"}},
+}}
+"""
+
+
+@pytest.mark.parametrize("disable", [None, True, False])
+def test_failed_load_reaches_the_users_log_configuration(
+    demo_server: StartGunicorn, demo_project: Path, disable: bool | None
+) -> None:
+    """A Django LOGGING (by default disable_existing_loggers=True) must neither silence the
+    traceback the page points to, nor route it past the handlers the user configured."""
+    key = "" if disable is None else f'"disable_existing_loggers": {disable},'
+    settings = demo_project / "demo" / "settings.py"
+    settings.write_text(settings.read_text() + USER_LOGGING.format(disable=key))
+    apps = demo_project / "pages" / "apps.py"
+    original = apps.read_text()
+    write(apps, original.replace(READY, '        raise RuntimeError("ready failed xyz")\n'))
+    server = demo_server("sync", warm=False)
+
+    error_id = get(server.url("/version/")).headers["x-reloader-error-id"]
+    log = server.wait_for_log(error_id)
+    line = next(line for line in log.splitlines() if error_id in line)
+    assert line.startswith("USERLOG reloader: could not load"), line
+    assert "ready failed xyz" in log[log.index(error_id) :]
+
+    write(apps, original)
+    wait_for_status(server, "/version/", 200)
+    restarts = restart_lines(server.log())
+    assert any(line.startswith("USERLOG reloader: restarting") for line in restarts), restarts
