@@ -8,6 +8,7 @@ startup instead of silently doing something else.
 
 from __future__ import annotations
 
+import difflib
 import enum
 import os
 import re
@@ -15,7 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from .log import logger, make_visible
+
 __all__ = [
+    "CARRY_VARIABLE",
+    "RUN_DIR_VARIABLE",
     "SETTINGS",
     "WARM_DJANGO",
     "ConfigError",
@@ -113,10 +118,11 @@ class Setting(Generic[T]):
 
     def read(self, given: Any, environ: Mapping[str, str]) -> T:
         """The keyword's value when given (strings are parsed), else the variable's, else the
-        default."""
+        default. A variable set but empty is parsed like any value: an empty list for a list
+        option, an error for the others (`RELOADER_ENABLED=` is no clear yes or no)."""
         if given is None:
             text = environ.get(self.env)
-            if text is None or text.strip() == "":
+            if text is None:
                 return self.default
             return self._parse(text, f"environment variable {self.env}={text!r}")
         if isinstance(given, str):
@@ -127,7 +133,10 @@ class Setting(Generic[T]):
         try:
             return self.parse(text)
         except ValueError:
-            raise ConfigError(f"reloader: invalid {where}; accepted: {self.accepts}") from None
+            hint = " (unset it for the default)" if not text.strip() else ""
+            raise ConfigError(
+                f"reloader: invalid {where}{hint}; accepted: {self.accepts}"
+            ) from None
 
     def _coerce(self, given: Any) -> T:
         if isinstance(self.default, tuple):
@@ -245,6 +254,31 @@ WARM_DJANGO: Setting[bool] = Setting(
 )
 """Read by the warm arbiter alone, so not a keyword of `wrap()`."""
 
+RUN_DIR_VARIABLE = "RELOADER_RUN_DIR"
+"""Not an option: warm mode tells its workers where their run directory is."""
+CARRY_VARIABLE = "RELOADER_WARM_CARRY"
+"""Not an option: a warm arbiter's re-exec tells the new image what the old one held."""
+
+KNOWN_VARIABLES = frozenset(
+    {s.env for s in SETTINGS} | {WARM_DJANGO.env, RUN_DIR_VARIABLE, CARRY_VARIABLE}
+)
+_warned_variables: set[str] = set()
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each `RELOADER_*` variable the wrapper does not read, naming the closest
+    known one: a misspelled option would otherwise be silently ignored."""
+    prefix = "RELOADER_"
+    # Compared without the prefix they all share, which would make any name look close.
+    suffixes = sorted(known[len(prefix) :] for known in KNOWN_VARIABLES)
+    warnings = []
+    for name in sorted(environ):
+        if name.startswith(prefix) and name not in KNOWN_VARIABLES:
+            close = difflib.get_close_matches(name[len(prefix) :], suffixes, n=1)
+            hint = f"; did you mean {prefix}{close[0]}?" if close else ""
+            warnings.append(f"unknown environment variable {name} is ignored{hint}")
+    return warnings
+
 
 @dataclass(frozen=True)
 class Options:
@@ -263,6 +297,12 @@ def read_options(given: Mapping[str, Any], environ: Mapping[str, str] | None = N
     """Read every setting from `given` keywords, falling back to `environ` (default
     `os.environ`). Raises `ConfigError` for an unknown keyword or a bad value."""
     environ = os.environ if environ is None else environ
+    # Once per process and variable: every wrap() and the warm arbiter read the options.
+    for warning in unknown_variables(environ):
+        if warning not in _warned_variables:
+            _warned_variables.add(warning)
+            make_visible()
+            logger.warning(warning)
     known = {s.name for s in SETTINGS}
     unknown = sorted(set(given) - known)
     if unknown:

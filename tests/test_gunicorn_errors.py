@@ -208,6 +208,7 @@ def test_error_details_only_where_allowed(
     ("variable", "value", "accepted"),
     [
         ("RELOADER_ENABLED", "maybe", ["true", "false"]),
+        ("RELOADER_ENABLED", "", ["unset it", "true", "false"]),
         ("RELOADER_SHOW_ERRORS", "perhaps", ["auto", "true", "false"]),
         ("RELOADER_POLLING", "sometimes", ["true", "false"]),
     ],
