@@ -184,8 +184,9 @@ EXTRA_FILES: Setting[tuple[str, ...]] = Setting(
     parse=_parse_paths,
     default=(),
     accepts=f"files or globs separated by {os.pathsep!r}, relative to the working directory",
-    doc="More files to watch besides the imported modules, e.g. '.env' or 'config/*.toml'; "
-    "'**' matches any depth.",
+    doc="More files to watch besides the imported modules, e.g. '.env', 'config/*.toml' or "
+    "'config/*/local.toml'; '**' matches any number of directories ('assets/**': everything "
+    "below assets).",
 )
 IGNORE: Setting[tuple[str, ...]] = Setting(
     name="ignore",

@@ -196,6 +196,27 @@ def test_extra_files_and_ignore(
     assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
 
 
+def test_extra_globs_with_wildcard_directories_and_trailing_double_star(
+    plain_server: StartGunicorn, plain_project: Path
+) -> None:
+    """`config/*/x.toml` once watched a directory literally named '*', and `assets/**` only
+    the top of assets/."""
+    dev = plain_project / "config" / "dev"
+    deep = plain_project / "assets" / "css" / "deep"
+    for directory in (dev, deep):
+        directory.mkdir(parents=True)
+    (dev / "x.toml").write_text("a = 1\n")
+    (deep / "site.css").write_text("p {}\n")
+    extra = os.pathsep.join(["config/*/x.toml", "assets/**"])
+    server = plain_server("gthread", env={"RELOADER_EXTRA_FILES": extra})
+    pids = server.worker_pids()
+    for changed in (dev / "x.toml", deep / "site.css"):
+        write(changed, changed.read_text() + "# changed\n")
+        wait_restart_for(server, changed.name)
+        pids = wait_all_replaced(server, pids)
+        server.warm(PLAIN_WARM)
+
+
 @pytest.mark.parametrize("worker", WORKERS)
 def test_preload_still_reloads(demo_server: StartGunicorn, demo_project: Path, worker: str) -> None:
     server = demo_server(worker, "--preload")
