@@ -203,9 +203,9 @@ POLLING: Setting[bool] = Setting(
     parse=_parse_bool,
     default=False,
     accepts="1/true/yes/on or 0/false/no/off",
-    doc="Poll file times instead of using the kernel's events: for NFS, Docker Desktop and WSL "
-    "mounts where events do not arrive. Chosen by itself, with a warning, where native watching "
-    "fails or a watched directory is on such a file system.",
+    doc="Poll file times of every watched directory instead of using the kernel's events. "
+    "Chosen by itself, with a warning, where native watching fails; a directory on NFS, Docker "
+    "Desktop, WSL or another file system without local events is polled by itself anyway.",
 )
 SHOW_ERRORS: Setting[ShowErrors] = Setting(
     name="show_errors",
