@@ -44,7 +44,7 @@ class ShowErrors(enum.Enum):
     """Who may see the details (traceback, source) of a failed load."""
 
     AUTO = "auto"
-    """Only a loopback client that sent no proxy headers."""
+    """Only a loopback client that sent no proxy headers, to a loopback or trusted Host."""
     ALWAYS = "always"
     """Everyone: only for a server nobody else can reach."""
     NEVER = "never"
@@ -80,7 +80,7 @@ def _parse_host(text: str) -> str:
     value = text.strip().lower()
     if not _HOST_ENTRY.fullmatch(value):
         raise ValueError
-    return value
+    return value.removesuffix(".")  # compared with Host headers that lost theirs
 
 
 def _parse_hosts(text: str) -> tuple[str, ...]:

@@ -71,7 +71,7 @@ def test_unknown_or_mistyped_keyword_is_an_error() -> None:
 
 
 def test_trusted_hosts_from_environment_and_keyword() -> None:
-    environ = {"RELOADER_TRUSTED_HOSTS": "Dev.Example.test, .lan.example,[::1]"}
+    environ = {"RELOADER_TRUSTED_HOSTS": "Dev.Example.test., .lan.example,[::1]"}
     assert read_options({}, environ=environ).trusted_hosts == (
         "dev.example.test",
         ".lan.example",
