@@ -86,15 +86,18 @@ class Watcher:
             logger.exception("the watcher failed; this process no longer reloads")
 
     def _loop(self) -> None:
-        polling_reason = "forced" if self.force_polling else None
+        # Polling everything: asked for, or native watching failed. A directory on a network
+        # file system only makes the next plans poll the directories that are on one.
+        poll_all = self.force_polling
+        warned = False
         while not self.stop_flag.is_set():
             # Read before planning: sources added while we plan must still wake the monitor.
             generation = self.sources.generation
             plan = self.sources.plan()
             directories = plan.directories()
-            monitor, reason = choose_monitor(polling_reason is not None, directories, self.step_ms)
-            if reason and polling_reason is None:
-                polling_reason = reason
+            monitor, reason = choose_monitor(poll_all, directories, self.step_ms)
+            if reason and not warned:
+                warned = True
                 logger.warning("watching by polling: %s", reason)
             try:
                 if self._watch(monitor, directories, plan, generation):
@@ -106,7 +109,7 @@ class Watcher:
                     logger.error("cannot watch files (%s); retrying in %ss", exc, RETRY_SECONDS)
                     self.stop_flag.wait(RETRY_SECONDS)
                 else:
-                    polling_reason = str(exc)
+                    poll_all = warned = True
                     logger.warning("native file watching failed (%s); polling instead", exc)
 
     def _watch(

@@ -15,7 +15,13 @@ from pathlib import Path
 
 from .bytecode import discard_bytecode
 from .integrations.django import DjangoBridge, django_ready, load_urlconf
-from .log import describe_paths, make_stdout_line_buffered, make_visible
+from .log import (
+    describe_paths,
+    log_failure,
+    make_stdout_line_buffered,
+    make_visible,
+    reclaim_logger,
+)
 from .restarters import Restarter, detect_restarter
 from .serving import ErrorApp, LoadFailure
 from .serving.inflight import InFlight
@@ -81,14 +87,18 @@ class Worker:
             app = import_app(self.target)
             if django_ready():
                 load_urlconf()
+                # autoreload_started runs the apps' receivers: user code that may raise too.
+                # Only a bridge that started offers changes to Django; while the error page
+                # is served, every change restarts.
+                bridge = DjangoBridge(sources)
+                bridge.start()
+                self.django = bridge
         except (Exception, SystemExit) as exc:
             failure = LoadFailure.capture(self.target, exc)
-            logger.error(failure.log_text())
+            log_failure(failure.log_text())
             sources.add_failure(exc)
-            return ErrorApp(failure, self.options.show_errors)
-        if django_ready():
-            self.django = DjangoBridge(sources)
-            self.django.start()
+            return ErrorApp(failure, self.options.show_errors, self.options.trusted_hosts)
+        reclaim_logger()  # so that restart lines reach the log too
         sources.add_files([])  # the watcher re-plans with everything the import brought
         return app
 

@@ -73,12 +73,19 @@ class GunicornRestarter:
             signal.signal(signal.SIGTERM, handle_exit)
 
     def restart(self) -> None:
+        worker = self._worker
+        if worker is not None and signal.getsignal(signal.SIGTERM) != worker.handle_exit:
+            # Still booting in gunicorn's fork hook (--preload): SIGTERM would go to the
+            # arbiter's handler, inherited with the fork, which queues it for an arbiter loop
+            # that never runs here. The worker has not entered its serving loop yet, which
+            # runs only while `alive`: it returns at once and the worker exits cleanly.
+            worker.alive = False
+            return
         atexit.register(exit_without_teardown)
         os.kill(os.getpid(), signal.SIGTERM)
         # The gthread worker waits for events for up to a second and only then looks at
         # `alive`: wake it through its own queue so it stops taking requests now. (The sync
         # worker wakes on the signal itself.)
-        worker = self._worker
         defer = getattr(getattr(worker, "method_queue", None), "defer", None)
         if callable(defer):
             worker.alive = False

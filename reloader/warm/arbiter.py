@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from ..integrations.identities import renew_process_identities
 from ..log import make_visible
-from ..settings import WARM_DJANGO, read_options
+from ..settings import CARRY_VARIABLE, WARM_DJANGO, read_options
 from ..watching.sources import module_file
 from .django_setup import DjangoSetup, SetupProblem
 from .preload import Preloader
@@ -28,7 +28,7 @@ __all__ = ["WarmArbiter"]
 
 logger = logging.getLogger("reloader")
 
-CARRY_ENV = "RELOADER_WARM_CARRY"
+CARRY_ENV = CARRY_VARIABLE
 """Set by a re-exec for the new arbiter: the run directory of the one it replaces, whose
 worker reports say what to import before the first fork, so the first workers are warm."""
 

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..settings import RUN_DIR_VARIABLE
+
 __all__ = ["ENV", "REEXEC", "WARM_UP", "Report", "RunDir"]
 
 REFRESH = "refresh.json"
@@ -22,7 +24,7 @@ TO_ARBITER = "arbiter-request"
 """What the supervisor's latest signal to the arbiter asks for (no .json: not a report)."""
 WARM_UP, REEXEC = "warm-up", "re-exec"
 
-ENV = "RELOADER_RUN_DIR"
+ENV = RUN_DIR_VARIABLE
 """Set by the arbiter for its workers: its presence means 'the arbiter watches for you'."""
 
 

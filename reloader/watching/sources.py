@@ -18,11 +18,9 @@ from pathlib import Path
 from types import ModuleType
 
 from ..threads import allocate_lock
-from .plan import Pattern, WatchPlan, mtime_ns, saved_after, split_glob
+from .plan import GLOB_CHARS, Pattern, WatchPlan, mtime_ns, saved_after, split_glob
 
 __all__ = ["Sources", "is_third_party", "module_file", "third_party_roots"]
-
-_GLOB_CHARS = frozenset("*?[")
 
 LOADING_RESCAN_SECONDS = 2.0
 """While the application imports, how often the plan follows the new modules (so that a
@@ -101,13 +99,11 @@ class Sources:
         path = Path(entry).expanduser()
         if not path.is_absolute():
             path = self.cwd / path
-        if _GLOB_CHARS.isdisjoint(entry):
+        if GLOB_CHARS.isdisjoint(entry):
             self.add_files([path])
             return
-        # The part before the first wildcard is the directory to watch from.
-        parts = path.parts
-        first = next(i for i, part in enumerate(parts) if not _GLOB_CHARS.isdisjoint(part))
-        self.add_pattern(Path(*parts[:first]), "/".join(parts[first:]))
+        # `split_glob` watches from the last directory before the first wildcard.
+        self.add_pattern(Path(path.anchor), path.relative_to(path.anchor).as_posix())
 
     def add_files(self, files: Iterable[Path]) -> None:
         with self._lock:
