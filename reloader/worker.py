@@ -79,6 +79,9 @@ class Worker:
             if django_ready():
                 load_urlconf()
         except (Exception, SystemExit) as exc:
+            # A settings module's sys.exit() is a failed load; the server's stop is not.
+            if isinstance(exc, SystemExit) and self.restarter and self.restarter.stopping():
+                raise
             failure = LoadFailure.capture(self.target, exc)
             logger.error(failure.log_text())
             sources.add_failure(exc)

@@ -30,3 +30,6 @@ class ModWsgiRestarter:
 
     def restart(self) -> None:
         os.kill(os.getpid(), signal.SIGINT)
+
+    def stopping(self) -> bool:
+        return False  # mod_wsgi stops its daemon processes without raising in Python
