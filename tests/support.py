@@ -351,7 +351,32 @@ class Server:
 
 
 def copy_project(src: Path, dst: Path) -> Path:
-    """Copy a project tree without byte-code or databases left by earlier runs."""
+    """Copy a project tree as committed, whatever a reader trying the demo changed in it.
+
+    In a git checkout that is ``git archive HEAD:<src>``: an edited version.py or template
+    (as the demo's README invites), a database or a compiled .mo stay out. Outside one (an
+    unpacked archive), or for a tree not committed yet, the folder itself, without byte-code
+    or databases left by earlier runs.
+    """
+    where = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel", "--show-prefix"],
+        cwd=src,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    top, _, prefix = where.stdout.partition("\n")
+    # git archive refuses to run from a subdirectory: name the tree from the top.
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", f"HEAD:{prefix.strip()}"],
+        cwd=top or src,
+        capture_output=True,
+        check=False,
+    )
+    if where.returncode == 0 and archive.returncode == 0:
+        dst.mkdir(parents=True)
+        subprocess.run(["tar", "-x", "-C", str(dst)], input=archive.stdout, check=True)
+        return dst
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.sqlite3"))
     return dst
 
