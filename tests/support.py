@@ -232,6 +232,8 @@ class Server:
     env: Mapping[str, str] | None = None
     cwd: Path | None = None
     base_url: str = ""
+    terminal: bool = False
+    """Output to a pseudo-terminal instead of a pipe, as in a user's shell (colours...)."""
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _pump: threading.Thread | None = field(default=None, init=False)
 
@@ -239,26 +241,40 @@ class Server:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         # Output goes through a pipe, not straight to the file: servers behave differently
         # with a pipe (block-buffered stdout) and a pipe is what process managers give them.
-        self.proc = subprocess.Popen(
-            list(self.argv),
-            cwd=self.cwd,
-            env=dict(self.env) if self.env is not None else None,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        reader, writer = os.openpty() if self.terminal else os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                list(self.argv),
+                cwd=self.cwd,
+                env=dict(self.env) if self.env is not None else None,
+                stdin=subprocess.DEVNULL,
+                stdout=writer,
+                stderr=writer,
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(reader)
+            raise
+        finally:
+            os.close(writer)  # the child holds its copy: the reader sees the end when it exits
+        self._pump = threading.Thread(
+            target=self._copy_output, args=(reader,), name="log-pump", daemon=True
         )
-        self._pump = threading.Thread(target=self._copy_output, name="log-pump", daemon=True)
         self._pump.start()
         return self
 
-    def _copy_output(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
+    def _copy_output(self, fd: int) -> None:
         with open(self.log_path, "ab") as log:
-            while chunk := os.read(fd, 65536):
+            while True:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:  # EIO: a pseudo-terminal whose last writer is gone
+                    chunk = b""
+                if not chunk:
+                    break
                 log.write(chunk)
                 log.flush()
+        os.close(fd)
 
     @property
     def pid(self) -> int:
