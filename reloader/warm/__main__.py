@@ -4,7 +4,6 @@ server, started by its arbiter. Options come from the environment the arbiter pa
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -23,10 +22,6 @@ of a core more while idle."""
 
 
 def main(argv: list[str]) -> None:
-    # Ctrl-C in a terminal signals the whole process group. The arbiter stops this process
-    # as it exits (and the loop below ends with the arbiter anyway): a KeyboardInterrupt
-    # here would only print a traceback among gunicorn's shutdown lines.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     make_visible()
     run, arbiter_pid = RunDir(Path(argv[0])), int(argv[1])
     options = read_options({})
