@@ -87,7 +87,8 @@ def _meta(
         "apache_access": apache_note,
         "workdir": str(workdir),  # removed at the end unless --keep
         "versions": {
-            d: _version(d) for d in ("reloader", "django", "gunicorn", "mod_wsgi", "watchfiles")
+            d: _version(d)
+            for d in ("wsgi-reloader", "django", "gunicorn", "mod_wsgi", "watchfiles")
         },
         "settings": dataclasses.asdict(settings),
     }
