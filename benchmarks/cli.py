@@ -87,7 +87,8 @@ def _meta(
         "apache_access": apache_note,
         "workdir": str(workdir),  # removed at the end unless --keep
         "versions": {
-            d: _version(d) for d in ("reloader", "django", "gunicorn", "mod_wsgi", "watchfiles")
+            d: _version(d)
+            for d in ("wsgi-reloader", "django", "gunicorn", "mod_wsgi", "watchfiles")
         },
         "settings": dataclasses.asdict(settings),
     }
@@ -104,7 +105,7 @@ def _measure(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         cells = plan.build(settings, only)
         apache_user, apache_problem, apache_note = None, None, "no mod_wsgi tool in the plan"
         if any(TOOLS[c.tool].family == "mod_wsgi" for c in cells):
-            apache_user, apache_problem, apache_note = access.prepare(workdir)
+            apache_user, apache_problem, apache_note = access.check(workdir)
             progress(
                 f"apache access: {apache_note}" + (f"; {apache_problem}" if apache_problem else "")
             )

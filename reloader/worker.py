@@ -94,6 +94,9 @@ class Worker:
                 bridge.start()
                 self.django = bridge
         except (Exception, SystemExit) as exc:
+            # A settings module's sys.exit() is a failed load; the server's stop is not.
+            if isinstance(exc, SystemExit) and self.restarter and self.restarter.stopping():
+                raise
             failure = LoadFailure.capture(self.target, exc)
             log_failure(failure.log_text())
             sources.add_failure(exc)

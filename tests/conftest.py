@@ -114,6 +114,11 @@ def gunicorn(tmp_path: Path) -> Iterator[StartGunicorn]:
         return server
 
     yield start
+    stop_servers(servers)
+
+
+def stop_servers(servers: list[PreforkServer]) -> None:
+    """Stop every server, newest first, print its log, and fail if any process survived."""
     failures = []
     for server in reversed(servers):
         try:

@@ -279,6 +279,8 @@ class Server:
     env: Mapping[str, str] | None = None
     cwd: Path | None = None
     base_url: str = ""
+    terminal: bool = False
+    """Output to a pseudo-terminal instead of a pipe, as in a user's shell (colours...)."""
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _pump: threading.Thread | None = field(default=None, init=False)
 
@@ -286,26 +288,40 @@ class Server:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         # Output goes through a pipe, not straight to the file: servers behave differently
         # with a pipe (block-buffered stdout) and a pipe is what process managers give them.
-        self.proc = subprocess.Popen(
-            list(self.argv),
-            cwd=self.cwd,
-            env=dict(self.env) if self.env is not None else None,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        reader, writer = os.openpty() if self.terminal else os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                list(self.argv),
+                cwd=self.cwd,
+                env=dict(self.env) if self.env is not None else None,
+                stdin=subprocess.DEVNULL,
+                stdout=writer,
+                stderr=writer,
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(reader)
+            raise
+        finally:
+            os.close(writer)  # the child holds its copy: the reader sees the end when it exits
+        self._pump = threading.Thread(
+            target=self._copy_output, args=(reader,), name="log-pump", daemon=True
         )
-        self._pump = threading.Thread(target=self._copy_output, name="log-pump", daemon=True)
         self._pump.start()
         return self
 
-    def _copy_output(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
+    def _copy_output(self, fd: int) -> None:
         with open(self.log_path, "ab") as log:
-            while chunk := os.read(fd, 65536):
+            while True:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:  # EIO: a pseudo-terminal whose last writer is gone
+                    chunk = b""
+                if not chunk:
+                    break
                 log.write(chunk)
                 log.flush()
+        os.close(fd)
 
     @property
     def pid(self) -> int:
@@ -398,7 +414,32 @@ class Server:
 
 
 def copy_project(src: Path, dst: Path) -> Path:
-    """Copy a project tree without byte-code or databases left by earlier runs."""
+    """Copy a project tree as committed, whatever a reader trying the demo changed in it.
+
+    In a git checkout that is ``git archive HEAD:<src>``: an edited version.py or template
+    (as the demo's README invites), a database or a compiled .mo stay out. Outside one (an
+    unpacked archive), or for a tree not committed yet, the folder itself, without byte-code
+    or databases left by earlier runs.
+    """
+    where = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel", "--show-prefix"],
+        cwd=src,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    top, _, prefix = where.stdout.partition("\n")
+    # git archive refuses to run from a subdirectory: name the tree from the top.
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", f"HEAD:{prefix.strip()}"],
+        cwd=top or src,
+        capture_output=True,
+        check=False,
+    )
+    if where.returncode == 0 and archive.returncode == 0:
+        dst.mkdir(parents=True)
+        subprocess.run(["tar", "-x", "-C", str(dst)], input=archive.stdout, check=True)
+        return dst
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.sqlite3"))
     return dst
 

@@ -26,3 +26,9 @@ class Restarter(Protocol):
         """Make the server replace this process: stop taking requests, finish the running
         ones, exit. Called from the watcher thread; must not block for long."""
         ...
+
+    def stopping(self) -> bool:
+        """Whether the server already told this process to stop. A `SystemExit` while the
+        application loads is then that stop (Ctrl-C during a worker's boot), not the
+        application failing to load."""
+        ...

@@ -24,3 +24,6 @@ class ExecRestarter:
             with contextlib.suppress(AttributeError, OSError, ValueError):
                 stream.flush()
         os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+    def stopping(self) -> bool:
+        return False  # a signal that stops a plain process does not pass through us

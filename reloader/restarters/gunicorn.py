@@ -91,6 +91,11 @@ class GunicornRestarter:
             worker.alive = False
             defer(_nothing)
 
+    def stopping(self) -> bool:
+        # Every stop signal's handler (Worker.handle_exit, handle_quit) clears `alive` first;
+        # SIGINT and SIGQUIT then raise SystemExit wherever the worker was, even in an import.
+        return getattr(self._worker, "alive", True) is False
+
 
 def exit_without_teardown() -> NoReturn:
     """End a worker whose graceful stop is over, skipping the interpreter's teardown: freeing

@@ -41,3 +41,6 @@ class ModWsgiRestarter:
         if self._begin is not None:
             self._begin()
         os.kill(os.getpid(), signal.SIGINT)
+
+    def stopping(self) -> bool:
+        return False  # mod_wsgi stops its daemon processes without raising in Python

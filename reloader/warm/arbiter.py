@@ -62,9 +62,17 @@ class WarmArbiter:
         read_options({})  # a bad RELOADER_* value stops the server here, not in every worker
         os.environ[ENV] = str(self.run.path)
         self._report(time.time_ns())
-        self.supervisor = subprocess.Popen(
-            [sys.executable, "-m", "reloader.warm", str(self.run.path), str(self.pid)]
-        )
+        # Ctrl-C in a terminal signals the whole process group, so the supervisor too, even
+        # while its interpreter starts: a KeyboardInterrupt traceback among gunicorn's
+        # shutdown lines. Stopping it is the arbiter's job (on_exit), so it starts with
+        # SIGINT blocked, a mask it inherits; one meant for the arbiter meanwhile waits.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self.supervisor = subprocess.Popen(
+                [sys.executable, "-m", "reloader.warm", str(self.run.path), str(self.pid)]
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         signal.signal(SIGNAL, self._on_signal)
         # What the arbiter imported is in every worker; what tells processes apart must not be.
         os.register_at_fork(after_in_child=renew_process_identities)
