@@ -95,13 +95,14 @@ def test_a_template_edit_repaints_the_open_tab_without_a_restart(
     gunicorn: StartGunicorn, live_project: Path, chromium: Any, mode: str
 ) -> None:
     server = start(gunicorn, live_project, mode)
-    pids = sorted(server.worker_pids())
+    pids = server.worker_pids()
     page = open_tab(chromium, server, "/hello/", "template-v1")
     try:
         template = live_project / "pages" / "templates" / "pages" / "hello.html"
         edit(template, "template-v1", "template-v2")
         shows(page, "template-v2")
-        assert sorted(server.worker_pids()) == pids and not restart_lines(server.log())
+        # (The arbiter may run a short-lived helper of an import meanwhile: not a worker.)
+        assert set(pids) <= set(server.worker_pids()) and not restart_lines(server.log())
     finally:
         page.close()
 

@@ -154,7 +154,7 @@ def test_a_template_save_is_offered_to_django_once_per_worker(
         wait_until(lambda: len(refreshed()) > len(pids), QUIET_PERIOD)
     for line in refreshed():
         assert line.endswith("refreshed without a restart: pages/templates/pages/hello.html"), line
-    assert sorted(pids) == sorted(server.worker_pids()) and not restart_lines(server.log())
+    assert set(pids) <= set(server.worker_pids()) and not restart_lines(server.log())
 
 
 def version_ids(server: PreforkServer, count: int = 4) -> set[str]:
