@@ -1,5 +1,7 @@
-"""`python -m reloader.warm RUN_DIR ARBITER_PID`: the supervisor process of a warm gunicorn
-server, started by its arbiter. Options come from the environment the arbiter passes on."""
+"""`python -m reloader.warm RUN_DIR ARBITER_PID [SINCE_NS]`: the supervisor process of a warm
+gunicorn server, started by its arbiter. Options come from the environment the arbiter passes
+on. SINCE_NS, given to a supervisor that replaces one that died, is when that one started:
+what was saved since then counts as changed, so no save made while none watched is lost."""
 
 from __future__ import annotations
 
@@ -24,16 +26,31 @@ of a core more while idle."""
 def main(argv: list[str]) -> None:
     make_visible()
     run, arbiter_pid = RunDir(Path(argv[0])), int(argv[1])
+    since_ns = int(argv[2]) if len(argv) > 2 else None
     options = read_options({})
     supervisor = Supervisor(run, arbiter_pid)
-    accept = ChangeFilter(options.ignore)
-    watcher = Watcher(supervisor.sources, accept, options.polling, supervisor.changed, STEP_MS)
-    watcher.start()
+    accept = RunDirFilter(run.path, options.ignore)
+    watcher = Watcher(
+        supervisor.sources, accept, options.polling, supervisor.changed, STEP_MS, keep_going=True
+    )
+    watcher.start(since_ns)
     idle = StopFlag()
-    # Outlive neither the arbiter nor our purpose (after asking for a re-exec).
-    while os.getppid() == arbiter_pid and not watcher.stop_flag.is_set():
+    # Outlive the arbiter never; it stops us before it re-execs.
+    while os.getppid() == arbiter_pid:
         idle.wait(1.0)
     watcher.stop()
+
+
+class RunDirFilter(ChangeFilter):
+    """The user's ignore globs are about their project: `*.json` must not hide the reports
+    through which the workers tell what to watch."""
+
+    def __init__(self, run_dir: Path, user_globs: tuple[str, ...]) -> None:
+        super().__init__(user_globs)
+        self.run_dir = run_dir
+
+    def __call__(self, path: Path) -> bool:
+        return path.parent == self.run_dir or super().__call__(path)
 
 
 main(sys.argv[1:])

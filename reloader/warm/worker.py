@@ -3,10 +3,11 @@ to the run directory, and applies refresh requests from the supervisor."""
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -19,6 +20,8 @@ from .rundir import ENV, Report, RunDir
 from .supervisor import SIGNAL
 
 __all__ = ["Reporter", "after_request", "managed_run_dir"]
+
+logger = logging.getLogger("reloader")
 
 _current: Reporter | None = None
 
@@ -42,10 +45,17 @@ class Reporter:
         self.started_ns = started_ns
         self.loaded = loaded
         self.refresh_patterns: set[Pattern] = set()
+        # gthread's threads report after requests at once: the report written last must be
+        # the one that saw the most, or a module imported meanwhile is never watched.
+        self._lock = threading.Lock()
 
     def report(self) -> None:
         global _current
         _current = self
+        with self._lock:
+            self._report()
+
+    def _report(self) -> None:
         plan = self.sources.plan()
         modules = [
             name
@@ -64,10 +74,16 @@ class Reporter:
             loaded=self.loaded,
             django_settings=os.environ.get("DJANGO_SETTINGS_MODULE", "") if django_ready() else "",
             sys_path=list(sys.path),
+            environ=dict(os.environ),
         )
-        # Gone when the arbiter re-executes while this worker finishes its last requests.
-        with contextlib.suppress(FileNotFoundError):
+        try:
             self.run.write_report("worker", report)
+        except FileNotFoundError:
+            pass  # gone when the arbiter re-executes while this worker finishes its requests
+        except OSError as exc:
+            # Serving matters more than this report; the arbiter replaces a removed run
+            # directory and restarts the workers.
+            logger.error("worker %d cannot report what to watch: %s", os.getpid(), exc)
 
     def listen(self, on_changes: Callable[[set[Path]], bool]) -> None:
         """Apply the supervisor's refresh requests with `on_changes`, as a watcher would."""
