@@ -8,9 +8,11 @@ a changed module alike, is a fresh process, which is also the only way Django ca
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from .bytecode import discard_bytecode
@@ -20,7 +22,7 @@ from .restarters import Restarter, detect_restarter
 from .serving import ErrorApp, LoadFailure
 from .settings import Options
 from .target import WSGIApp, describe, import_app
-from .warm.worker import Reporter, managed_run_dir
+from .warm.worker import Reporter, environ_at_django_setup, managed_run_dir
 from .watcher import Watcher
 from .watching import ChangeFilter, Sources
 
@@ -50,14 +52,18 @@ class Worker:
             accept = ChangeFilter(self.options.ignore, sources.cwd)
             Watcher(sources, accept, self.options.polling, self._changed).start()
         sources.loading = True
+        environ_at_setup: AbstractContextManager[dict[str, str]] = (
+            environ_at_django_setup() if run else contextlib.nullcontext({})
+        )
         try:
-            served = self._load(sources)
+            with environ_at_setup as environ:
+                served = self._load(sources)
         finally:
             sources.loading = False
         if run is not None:
             # The arbiter's supervisor watches for this worker: tell it what to watch.
             loaded = not isinstance(served, ErrorApp)
-            reporter = Reporter(run, sources, started_ns, loaded)
+            reporter = Reporter(run, sources, started_ns, loaded, environ)
             if self.django is not None:
                 reporter.refresh_patterns = self.django.patterns
             reporter.report()

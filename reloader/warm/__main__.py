@@ -15,7 +15,7 @@ from ..threads import StopFlag
 from ..watcher import Watcher
 from ..watching import ChangeFilter
 from .rundir import RunDir
-from .supervisor import Supervisor
+from .supervisor import SIGNAL, Supervisor
 
 STEP_MS = 20
 """The watcher's step (see `monitors.STEP_MS`): shorter than a serving process's, since this
@@ -37,6 +37,8 @@ def main(argv: list[str]) -> None:
     idle = StopFlag()
     # Outlive the arbiter never; it stops us before it re-execs.
     while os.getppid() == arbiter_pid:
+        if not run.path.is_dir():
+            os.kill(arbiter_pid, SIGNAL)  # it makes the directory again
         idle.wait(1.0)
     watcher.stop()
 

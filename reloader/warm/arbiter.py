@@ -84,8 +84,10 @@ class WarmArbiter:
         # Queued like gunicorn's own signals; its main loop calls `handle_urg`.
         signal.signal(SIGNAL, self.server.signal)
         self.server.handle_urg = self._on_request
-        reap: Callable[[], None] = self.server.handle_chld
-        self.server.handle_chld = lambda: self._on_child_exit(reap)
+        # gunicorn calls `handle_<name>`, the name SIG_NAMES gives: "cld" on Linux.
+        handler = f"handle_{self.server.SIG_NAMES[signal.SIGCHLD]}"
+        reap: Callable[[], None] = getattr(self.server, handler)
+        setattr(self.server, handler, lambda: self._on_child_exit(reap))
         mode = "workers are forked warm" if self.warm else "nothing is preloaded for it"
         assert self.supervisor is not None
         logger.info("one watcher for the server (pid %d); %s", self.supervisor.pid, mode)

@@ -3,14 +3,17 @@ to the run directory, and applies refresh requests from the supervisor."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from ..integrations.django import django_ready
 from ..restarters.gunicorn import in_gunicorn_worker
@@ -19,7 +22,7 @@ from ..watching.sources import is_third_party, module_file
 from .rundir import ENV, Report, RunDir
 from .supervisor import SIGNAL
 
-__all__ = ["Reporter", "after_request", "managed_run_dir"]
+__all__ = ["Reporter", "after_request", "environ_at_django_setup", "managed_run_dir"]
 
 logger = logging.getLogger("reloader")
 
@@ -34,13 +37,46 @@ def managed_run_dir() -> RunDir | None:
     return RunDir(Path(path))
 
 
+@contextlib.contextmanager
+def environ_at_django_setup() -> Iterator[dict[str, str]]:
+    """Fill the dict yielded with the environment as it is when `django.setup()` starts
+    inside the block: what the WSGI file set before (`load_dotenv()`, `setdefault`), without
+    what the settings set themselves, which the arbiter's setup must be free to set anew."""
+    environ: dict[str, str] = {}
+    if importlib.util.find_spec("django") is None:
+        yield environ
+        return
+    import django
+
+    original = django.setup
+
+    def setup(*args: Any, **kwargs: Any) -> None:
+        if not environ:
+            environ.update(os.environ)
+        original(*args, **kwargs)
+
+    django.setup = setup  # get_wsgi_application() looks it up at each call
+    try:
+        yield environ
+    finally:
+        django.setup = original
+
+
 def _triples(patterns: set[Pattern]) -> list[tuple[str, str, bool]]:
     return sorted((str(p.directory), p.glob, p.recursive) for p in patterns)
 
 
 class Reporter:
-    def __init__(self, run: RunDir, sources: Sources, started_ns: int, loaded: bool) -> None:
+    def __init__(
+        self,
+        run: RunDir,
+        sources: Sources,
+        started_ns: int,
+        loaded: bool,
+        environ: dict[str, str],
+    ) -> None:
         self.run = run
+        self.environ = environ
         self.sources = sources
         self.started_ns = started_ns
         self.loaded = loaded
@@ -74,7 +110,7 @@ class Reporter:
             loaded=self.loaded,
             django_settings=os.environ.get("DJANGO_SETTINGS_MODULE", "") if django_ready() else "",
             sys_path=list(sys.path),
-            environ=dict(os.environ),
+            environ=self.environ,
         )
         try:
             self.run.write_report("worker", report)
