@@ -100,8 +100,10 @@ class Watcher:
                     return
 
     def _loop(self) -> None:
-        polling_reason = "forced" if self.force_polling else None
+        polling_reason = None
         while not self.stop_flag.is_set():
+            if self.force_polling and polling_reason is None:
+                polling_reason = "forced"  # also when set since (the warm supervisor)
             # Read before planning: sources added while we plan must still wake the monitor.
             generation = self.sources.generation
             plan = self.sources.plan()

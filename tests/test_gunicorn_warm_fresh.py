@@ -3,6 +3,7 @@ works in per-worker mode, and must in warm mode too, against real gunicorn serve
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -10,7 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import DEMO_ENV, DEMO_WARM, StartGunicorn
+from conftest import DEMO_ENV, DEMO_WARM, PLAIN_WARM, StartGunicorn
 from support import (
     PreforkServer,
     assert_fresh_everywhere,
@@ -385,3 +386,37 @@ def test_soak_every_kind_of_edit(gunicorn: StartGunicorn, demo_project: Path) ->
     # re-exec covers two saves).
     reexecs = server.log().count(REEXEC)
     assert 0 < reexecs <= 3 * (SOAK_EDITS // 5) + 1, reexecs
+
+
+def _inotify_fds(pid: int) -> int:
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:inotify"
+    return count
+
+
+def test_options_given_to_wrap_reach_the_supervisor(
+    gunicorn: StartGunicorn, plain_project: Path
+) -> None:
+    """`wrap(..., ignore=[...], polling=True)`: the one watcher of a warm server
+    honours them, as each worker's own watcher does in per-worker mode."""
+    (plain_project / "settings.txt").write_text("one\n")
+    (plain_project / "dev_wsgi.py").write_text(
+        "from reloader import wrap\n\n"
+        'application = wrap("plainapp:application", extra_files=["*.txt"],'
+        ' ignore=["settings.txt"], polling=True)\n'
+    )
+    server = gunicorn(
+        "-c", "python:reloader.gunicorn", "-w", "2", "dev_wsgi:application",
+        cwd=plain_project, warm=PLAIN_WARM, workers=2, helpers=(SUPERVISOR,),
+    )  # fmt: skip
+    (supervisor,) = server.helper_pids()
+    wait_until(lambda: _inotify_fds(supervisor) == 0, message="the supervisor to poll")
+    pids = server.worker_pids()
+    write(plain_project / "settings.txt", "two\n")
+    write(plain_project / "plainversion.py", 'VERSION = "v2"\n')
+    assert_fresh_everywhere(server, "/", "v2 pid=", PLAIN_WARM)
+    lines = [line for line in server.log().splitlines() if "restarting workers" in line]
+    assert lines and not [line for line in lines if "settings.txt" in line], lines
+    assert not set(server.worker_pids()) & set(pids)

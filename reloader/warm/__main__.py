@@ -15,7 +15,7 @@ from ..threads import StopFlag
 from ..watcher import Watcher
 from ..watching import ChangeFilter
 from .rundir import RunDir
-from .supervisor import SIGNAL, Supervisor
+from .supervisor import SIGNAL, ReportedSources, Supervisor
 
 STEP_MS = 20
 """The watcher's step (see `monitors.STEP_MS`): shorter than a serving process's, since this
@@ -29,10 +29,16 @@ def main(argv: list[str]) -> None:
     since_ns = int(argv[2]) if len(argv) > 2 else None
     options = read_options({})
     supervisor = Supervisor(run, arbiter_pid)
-    accept = RunDirFilter(run.path, options.ignore)
-    watcher = Watcher(
-        supervisor.sources, accept, options.polling, supervisor.changed, STEP_MS, keep_going=True
-    )
+    sources = supervisor.sources
+    accept = RunDirFilter(run.path, options.ignore, sources)
+
+    def changed(paths: set[Path]) -> bool:
+        done = supervisor.changed(paths)
+        # Asked for by a worker's wrap(polling=True): the watcher re-plans after a report.
+        watcher.force_polling = watcher.force_polling or sources.polling
+        return done
+
+    watcher = Watcher(sources, accept, options.polling, changed, STEP_MS, keep_going=True)
     watcher.start(since_ns)
     idle = StopFlag()
     # Outlive the arbiter never; it stops us before it re-execs.
@@ -44,15 +50,25 @@ def main(argv: list[str]) -> None:
 
 
 class RunDirFilter(ChangeFilter):
-    """The user's ignore globs are about their project: `*.json` must not hide the reports
-    through which the workers tell what to watch."""
+    """The ignore globs of the environment and of the workers' reports (given to `wrap()`).
+    They are about the project: `*.json` must not hide the reports through which the workers
+    tell what to watch."""
 
-    def __init__(self, run_dir: Path, user_globs: tuple[str, ...]) -> None:
+    def __init__(self, run_dir: Path, user_globs: tuple[str, ...], sources: ReportedSources):
         super().__init__(user_globs)
         self.run_dir = run_dir
+        self.sources = sources
+        self.own_globs = user_globs
+        self.reported: frozenset[str] = frozenset()
 
     def __call__(self, path: Path) -> bool:
-        return path.parent == self.run_dir or super().__call__(path)
+        if path.parent == self.run_dir:
+            return True
+        if self.sources.ignore != self.reported:
+            self.reported = self.sources.ignore
+            # Rebuilt only when the reports' globs change: this runs for every file of a plan.
+            super().__init__((*self.own_globs, *sorted(self.reported)))
+        return super().__call__(path)
 
 
 main(sys.argv[1:])

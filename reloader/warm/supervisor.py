@@ -73,6 +73,9 @@ class ReportedSources:
         self.arbiter_started_ns = 0
         """When the arbiter began the imports its latest report added."""
         self.refresh_patterns: frozenset[Pattern] = frozenset()
+        self.ignore: frozenset[str] = frozenset()
+        self.polling = False
+        """The workers' own options (see `Report.ignore`)."""
         self._times: dict[str, int] = {}
         self.reread()
 
@@ -86,6 +89,8 @@ class ReportedSources:
         self.refresh_patterns = frozenset(
             p for report in self.workers for p in _patterns(report.refresh_patterns)
         )
+        self.ignore = frozenset(g for report in self.workers for g in report.ignore)
+        self.polling = any(report.polling for report in self.workers)
         self.generation += 1
 
     def behind(self) -> bool:

@@ -81,6 +81,8 @@ class Reporter:
         self.started_ns = started_ns
         self.loaded = loaded
         self.refresh_patterns: set[Pattern] = set()
+        self.ignore: tuple[str, ...] = ()
+        self.polling = False
         # gthread's threads report after requests at once: the report written last must be
         # the one that saw the most, or a module imported meanwhile is never watched.
         self._lock = threading.Lock()
@@ -110,6 +112,8 @@ class Reporter:
             loaded=self.loaded,
             django_settings=os.environ.get("DJANGO_SETTINGS_MODULE", "") if django_ready() else "",
             sys_path=list(sys.path),
+            ignore=list(self.ignore),
+            polling=self.polling,
             environ=self.environ,
         )
         try:
