@@ -420,3 +420,26 @@ def test_options_given_to_wrap_reach_the_supervisor(
     lines = [line for line in server.log().splitlines() if "restarting workers" in line]
     assert lines and not [line for line in lines if "settings.txt" in line], lines
     assert not set(server.worker_pids()) & set(pids)
+
+
+def test_no_reexec_while_the_server_shuts_down(gunicorn: StartGunicorn, demo_project: Path) -> None:
+    """A save of what the arbiter holds while it waits for its workers to finish on SIGTERM:
+    the server still stops, instead of coming back as a new image."""
+    server = _start(gunicorn, demo_project)
+    _held_by_arbiter(server)
+    slow = threading.Thread(target=try_get, args=(server.url("/slow/?s=3"),))
+    started = server.log().count("slow: started")
+    slow.start()
+    try:
+        # In flight: the arbiter's stop waits for it, the window for the save.
+        wait_until(
+            lambda: server.log().count("slow: started") > started, message="the slow request"
+        )
+        os.kill(server.pid, signal.SIGTERM)
+        server.wait_for_log("Handling signal: term")
+        edit(demo_project / "pages" / "models.py", '"m1"', '"m2"')
+        server.wait_for_log("re-executing the arbiter: changed pages/models.py")
+        server.wait_exit()
+    finally:
+        slow.join()
+    assert REEXEC not in server.log()
