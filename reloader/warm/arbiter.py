@@ -25,7 +25,7 @@ from ..watching.plan import change_ns
 from ..watching.sources import module_file
 from .django_setup import DjangoSetup, SetupProblem
 from .preload import Preloader
-from .reexec import carried_orphans, exec_new_image, reap_orphans, start_problem
+from .reexec import ORPHANS_ENV, carried_orphans, exec_new_image, reap_orphans, start_problem
 from .rundir import ENV, Report, RunDir
 from .supervisor import SIGNAL
 
@@ -41,7 +41,7 @@ SETUP_FAILED_ENV = "RELOADER_WARM_SETUP_FAILED"
 """Set by a re-exec after `django.setup()` raised here: when it failed. If the new image's
 workers then load cleanly and nothing was saved since, the failure is the arbiter's alone."""
 
-TRANSIENT_ENV = (CARRY_ENV, SETUP_FAILED_ENV, ENV, "GUNICORN_PID", "GUNICORN_FD")
+TRANSIENT_ENV = (CARRY_ENV, SETUP_FAILED_ENV, ORPHANS_ENV, ENV, "GUNICORN_PID", "GUNICORN_FD")
 """What this package and gunicorn's re-exec protocol add to the environment: not the user's."""
 
 COLD_WORKERS = ("gevent", "eventlet", "tornado")
