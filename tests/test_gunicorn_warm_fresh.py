@@ -31,13 +31,14 @@ SUPERVISOR = "reloader.warm"
 SET_UP = "Django set up in the arbiter"
 REEXEC = "re-executing the arbiter "  # the arbiter's line: its pid follows
 KINDS = {"sync": ("-k", "sync"), "gthread": ("-k", "gthread", "--threads", "4")}
+COLD = {"gevent": ("-k", "gevent")}
 
 
 def _start(
     gunicorn: StartGunicorn, project: Path, kind: str = "gthread", *args: str, **env: str
 ) -> PreforkServer:
     return gunicorn(
-        "-c", "python:reloader.gunicorn", "-w", "2", *KINDS[kind], *args,
+        "-c", "python:reloader.gunicorn", "-w", "2", *{**KINDS, **COLD}[kind], *args,
         cwd=project,
         env={**DEMO_ENV, **env},
         warm=DEMO_WARM,
@@ -113,11 +114,13 @@ def test_env_file_read_by_settings_is_served_fresh(
     assert server.log().count(REEXEC) == 2
 
 
+@pytest.mark.parametrize("kind", ["sync", "gevent"])
 def test_older_copy_of_a_module_restarts_the_workers(
-    gunicorn: StartGunicorn, demo_project: Path
+    gunicorn: StartGunicorn, demo_project: Path, kind: str
 ) -> None:
-    """`cp -p` / `git checkout` of an old file: older than every worker, changed all the same."""
-    server = _start(gunicorn, demo_project, "sync")
+    """`cp -p` / `git checkout` of an old file: older than every worker, changed all the same.
+    (With gevent nothing is preloaded, the one watcher remains.)"""
+    server = _start(gunicorn, demo_project, kind)
     save_older(demo_project / "pages" / "version.py", 'VERSION = "from-the-past"\n')
     _fresh(server, "/version/", "from-the-past pid=")
 
@@ -228,11 +231,19 @@ def test_killed_supervisor_is_replaced_and_catches_up(
     _fresh(server, "/version/", "v3 pid=")
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        '{"pid": 1, "patterns": [[1]]}',  # malformed: skipped as no report
+        '{"pid": 1, "started_ns": 1, "files": ["/x\\u0000y"]}',  # a name stat() refuses
+    ],
+    ids=["malformed", "impossible-file-name"],
+)
 def test_damaged_report_does_not_make_the_server_deaf(
-    gunicorn: StartGunicorn, demo_project: Path
+    gunicorn: StartGunicorn, demo_project: Path, damage: str
 ) -> None:
     server = _start(gunicorn, demo_project)
-    (_run_dir(server) / "worker-1.json").write_text('{"pid": 1, "patterns": [[1]]}')
+    (_run_dir(server) / "worker-1.json").write_text(damage)
     write(demo_project / "pages" / "version.py", 'VERSION = "v2"\n')
     _fresh(server, "/version/", "v2 pid=")
 

@@ -110,7 +110,7 @@ def mtime_ns(path: Path) -> int:
     """The file's modification time in nanoseconds; 0 when it is gone."""
     try:
         return os.stat(path).st_mtime_ns
-    except OSError:
+    except (OSError, ValueError):
         return 0
 
 
@@ -121,7 +121,7 @@ def change_ns(path: Path) -> int:
     status change with its own clock when the file is written or re-dated."""
     try:
         stat = os.stat(path)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a name no file can have (a NUL in it)
         return 0
     return max(stat.st_mtime_ns, stat.st_ctime_ns)
 
