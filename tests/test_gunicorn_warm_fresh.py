@@ -7,14 +7,16 @@ import contextlib
 import os
 import shutil
 import signal
+import tempfile
 import threading
 from pathlib import Path
 
 import pytest
-from conftest import DEMO_ENV, DEMO_WARM, PLAIN_WARM, StartGunicorn
+from conftest import DEMO_ENV, DEMO_SRC, DEMO_WARM, PLAIN_WARM, StartGunicorn
 from support import (
     PreforkServer,
     assert_fresh_everywhere,
+    copy_project,
     edit,
     every_worker_serves,
     get,
@@ -454,3 +456,20 @@ def test_no_reexec_while_the_server_shuts_down(gunicorn: StartGunicorn, demo_pro
     finally:
         slow.join()
     assert REEXEC not in server.log()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="--user needs root")
+def test_workers_of_another_user_report_and_reload(gunicorn: StartGunicorn, tmp_path: Path) -> None:
+    """`--user www-data` (the user the Apache tests use, which can read the interpreter):
+    the workers drop to it and must still write their reports into the run directory."""
+    shared = Path(tempfile.mkdtemp(prefix="reloader-user-test-"))
+    try:
+        shared.chmod(0o755)  # the workers' user must read the project
+        project = copy_project(DEMO_SRC, shared / "demo")
+        server = _start(gunicorn, project, "gthread", "--user", "www-data", "--group", "www-data")
+        write(project / "pages" / "version.py", 'VERSION = "v2"\n')
+        _fresh(server, "/version/", "v2 pid=")
+        assert "cannot report" not in server.log()
+        server.stop()
+    finally:
+        shutil.rmtree(shared)
