@@ -66,6 +66,7 @@ class Worker:
             reporter = Reporter(run, sources, started_ns, loaded, environ)
             if self.django is not None:
                 reporter.refresh_patterns = self.django.patterns
+            reporter.extra_files = self.options.extra_files
             reporter.ignore, reporter.polling = self.options.ignore, self.options.polling
             reporter.report()
             reporter.listen(self._changed)

@@ -74,6 +74,9 @@ class WarmArbiter:
         the arbiter forks the first new one after the last old one exited."""
         self.carried = bool(self.exited)
         self.orphans = carried_orphans()
+        self.extra_files: set[str] = set()
+        """The extra files the workers watch (their options: the environment's or wrap()'s),
+        as of the reports Django was set up from."""
 
     def start(self) -> None:
         make_visible()
@@ -183,6 +186,7 @@ class WarmArbiter:
             )
             # What failed before the apps were ready imports now.
             self.preloader.refused.clear()
+            self.extra_files = {e for r in reports for e in r.extra_files}
             grown = True
         names = dict.fromkeys(n for r in reports for n in r.modules)
         if names and self.preloader.preload(names):
@@ -243,7 +247,7 @@ class WarmArbiter:
             # The settings held here may have read any of them, as they read what setup
             # opened: a change needs a new arbiter, not only new workers.
             files.update(str(f) for f in self.django.opened)
-            extra_files, extra_patterns = Sources(read_options({}).extra_files).declared()
+            extra_files, extra_patterns = Sources(sorted(self.extra_files)).declared()
             files.update(str(f) for f in extra_files)
             patterns = sorted((str(p.directory), p.glob, p.recursive) for p in extra_patterns)
         report = Report(pid=self.pid, started_ns=started_ns, files=sorted(files), patterns=patterns)

@@ -50,10 +50,11 @@ class Report:
     """DJANGO_SETTINGS_MODULE of a worker serving a Django project, else empty."""
     sys_path: list[str] = field(default_factory=list)
     """The worker's `sys.path` once loaded: where the arbiter finds the project."""
+    extra_files: list[str] = field(default_factory=list)
     ignore: list[str] = field(default_factory=list)
     polling: bool = False
-    """The worker's `ignore` and `polling` options, which `wrap()` may have given it rather
-    than the environment the supervisor reads."""
+    """The worker's `extra_files`, `ignore` and `polling` options, which `wrap()` may have
+    given it rather than the environment the supervisor and the arbiter read."""
     environ: dict[str, str] = field(default_factory=dict)
     """The worker's environment once loaded: what its WSGI file set before Django's setup
     (`load_dotenv()`, `os.environ.setdefault(...)`), which the arbiter's setup must see."""
@@ -159,6 +160,7 @@ def _parse_report(data: dict[str, object]) -> Report:
         loaded=bool(data.get("loaded", True)),
         django_settings=str(data.get("django_settings", "")),
         sys_path=[str(p) for p in _list(data.get("sys_path", []))],
+        extra_files=[str(e) for e in _list(data.get("extra_files", []))],
         ignore=[str(g) for g in _list(data.get("ignore", []))],
         polling=bool(data.get("polling", False)),
         environ={str(k): str(v) for k, v in environ.items()} if isinstance(environ, dict) else {},

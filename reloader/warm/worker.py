@@ -81,6 +81,7 @@ class Reporter:
         self.started_ns = started_ns
         self.loaded = loaded
         self.refresh_patterns: set[Pattern] = set()
+        self.extra_files: tuple[str, ...] = ()
         self.ignore: tuple[str, ...] = ()
         self.polling = False
         # gthread's threads report after requests at once: the report written last must be
@@ -112,6 +113,7 @@ class Reporter:
             loaded=self.loaded,
             django_settings=os.environ.get("DJANGO_SETTINGS_MODULE", "") if django_ready() else "",
             sys_path=list(sys.path),
+            extra_files=list(self.extra_files),
             ignore=list(self.ignore),
             polling=self.polling,
             environ=self.environ,
