@@ -38,7 +38,9 @@ def main(argv: list[str]) -> None:
         watcher.force_polling = watcher.force_polling or sources.polling
         return done
 
-    watcher = Watcher(sources, accept, options.polling, changed, STEP_MS, keep_going=True)
+    # (Reports written before we started are read already, and bring no event.)
+    polling = options.polling or sources.polling
+    watcher = Watcher(sources, accept, polling, changed, STEP_MS, keep_going=True)
     watcher.start(since_ns)
     idle = StopFlag()
     # Outlive the arbiter never; it stops us before it re-execs.
