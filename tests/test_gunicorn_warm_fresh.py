@@ -459,7 +459,7 @@ def test_no_reexec_while_the_server_shuts_down(gunicorn: StartGunicorn, demo_pro
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="--user needs root")
-def test_workers_of_another_user_report_and_reload(gunicorn: StartGunicorn, tmp_path: Path) -> None:
+def test_workers_of_another_user_report_and_reload(gunicorn: StartGunicorn) -> None:
     """`--user www-data` (the user the Apache tests use, which can read the interpreter):
     the workers drop to it and must still write their reports into the run directory."""
     shared = Path(tempfile.mkdtemp(prefix="reloader-user-test-"))
