@@ -21,8 +21,10 @@ from .log import logger, make_visible
 __all__ = [
     "CARRY_VARIABLE",
     "GRACE",
+    "ORPHANS_VARIABLE",
     "RUN_DIR_VARIABLE",
     "SETTINGS",
+    "SETUP_FAILED_VARIABLE",
     "WARM_DJANGO",
     "ConfigError",
     "Options",
@@ -284,9 +286,14 @@ RUN_DIR_VARIABLE = "RELOADER_RUN_DIR"
 """Not an option: warm mode tells its workers where their run directory is."""
 CARRY_VARIABLE = "RELOADER_WARM_CARRY"
 """Not an option: a warm arbiter's re-exec tells the new image what the old one held."""
+SETUP_FAILED_VARIABLE = "RELOADER_WARM_SETUP_FAILED"
+"""Not an option: a warm arbiter's re-exec after its `django.setup()` raised says when."""
+ORPHANS_VARIABLE = "RELOADER_WARM_ORPHANS"
+"""Not an option: a warm arbiter's re-exec names the children the new image must reap."""
 
 KNOWN_VARIABLES = frozenset(
-    {s.env for s in SETTINGS} | {WARM_DJANGO.env, RUN_DIR_VARIABLE, CARRY_VARIABLE}
+    {s.env for s in SETTINGS}
+    | {WARM_DJANGO.env, RUN_DIR_VARIABLE, CARRY_VARIABLE, SETUP_FAILED_VARIABLE, ORPHANS_VARIABLE}
 )
 _warned_variables: set[str] = set()
 

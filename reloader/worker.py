@@ -8,9 +8,11 @@ a changed module alike, is a fresh process, which is also the only way Django ca
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from .bytecode import discard_bytecode
@@ -27,7 +29,7 @@ from .serving import ErrorApp, LoadFailure
 from .serving.inflight import InFlight
 from .settings import Options
 from .target import WSGIApp, describe, import_app
-from .warm.worker import Reporter, managed_run_dir
+from .warm.worker import Reporter, environ_at_django_setup, managed_run_dir
 from .watcher import Watcher
 from .watching import ChangeFilter, Sources
 
@@ -59,16 +61,22 @@ class Worker:
             accept = ChangeFilter(self.options.ignore, sources.cwd)
             Watcher(sources, accept, self.options.polling, self._changed).start()
         sources.loading = True
+        environ_at_setup: AbstractContextManager[dict[str, str]] = (
+            environ_at_django_setup() if run else contextlib.nullcontext({})
+        )
         try:
-            served = self._load(sources)
+            with environ_at_setup as environ:
+                served = self._load(sources)
         finally:
             sources.loading = False
         if run is not None:
             # The arbiter's supervisor watches for this worker: tell it what to watch.
             loaded = not isinstance(served, ErrorApp)
-            reporter = Reporter(run, sources, started_ns, loaded)
+            reporter = Reporter(run, sources, started_ns, loaded, environ)
             if self.django is not None:
                 reporter.refresh_patterns = self.django.patterns
+            reporter.extra_files = self.options.extra_files
+            reporter.ignore, reporter.polling = self.options.ignore, self.options.polling
             reporter.report()
             reporter.listen(self._changed)
         # A file saved while we loaded: we may hold its old code or its new one. Either way

@@ -648,3 +648,17 @@ def assert_fresh_everywhere(
 def lines_naming_pid(lines: Iterable[str], pid: int) -> list[str]:
     pattern = re.compile(rf"\b{pid}\b")
     return [line for line in lines if pattern.search(line)]
+
+
+def every_worker_serves(server: PreforkServer, path: str, marker: str) -> None:
+    """Wait until each current worker answers `path` with `marker` (found by pid in the
+    answers), for paths that answer fast: `assert_fresh_everywhere`'s `warm_path` must show
+    the marker too."""
+
+    def all_fresh() -> bool:
+        answers = get_many(server.url(path), 24)
+        pids = {r.body.rpartition("pid=")[2] for r in answers if r.status == 200}
+        fresh = all(r.status == 200 and marker in r.body for r in answers)
+        return fresh and {str(p) for p in server.worker_pids()} <= pids
+
+    wait_until(all_fresh, message=lambda: f"every worker to serve {marker}:\n{server.log_tail()}")

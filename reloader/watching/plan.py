@@ -19,6 +19,7 @@ __all__ = [
     "MAX_TREE_DIRECTORIES",
     "Pattern",
     "WatchPlan",
+    "change_ns",
     "mtime_ns",
     "saved_after",
     "split_glob",
@@ -151,12 +152,24 @@ def mtime_ns(path: Path) -> int:
     """The file's modification time in nanoseconds; 0 when it is gone."""
     try:
         return os.stat(path).st_mtime_ns
-    except OSError:
+    except (OSError, ValueError):
         return 0
 
 
+def change_ns(path: Path) -> int:
+    """When the file last changed in any way, in nanoseconds; 0 when it is gone. The later of
+    its modification time and its status change time: `cp -p`, `rsync -a`, `git checkout` of
+    an older file or a skewed clock date the content in the past, but the kernel stamps the
+    status change with its own clock when the file is written or re-dated."""
+    try:
+        stat = os.stat(path)
+    except (OSError, ValueError):  # ValueError: a name no file can have (a NUL in it)
+        return 0
+    return max(stat.st_mtime_ns, stat.st_ctime_ns)
+
+
 def saved_after(mtimes: Mapping[Path, int], after_ns: int) -> set[Path]:
-    """Of files and their `mtime_ns`, those saved after `after_ns` (`time.time_ns()`). A file
+    """Of files and their `change_ns`, those saved after `after_ns` (`time.time_ns()`). A file
     dated in the future is left out: it would count as saved after every start."""
     now = time.time_ns()
     return {path for path, mtime in mtimes.items() if after_ns < mtime <= now}

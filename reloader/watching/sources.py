@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ..threads import allocate_lock
-from .plan import GLOB_CHARS, Pattern, WatchPlan, mtime_ns, saved_after, split_glob
+from .plan import GLOB_CHARS, Pattern, WatchPlan, change_ns, saved_after, split_glob
 
 __all__ = ["Sources", "is_third_party", "module_file", "third_party_roots"]
 
@@ -105,6 +105,12 @@ class Sources:
         # `split_glob` watches from the last directory before the first wildcard.
         self.add_pattern(Path(path.anchor), path.relative_to(path.anchor).as_posix())
 
+    def declared(self) -> tuple[frozenset[Path], frozenset[Pattern]]:
+        """The files and patterns added explicitly (the user's extra files...), without the
+        modules: what the warm arbiter holds when its settings read them."""
+        with self._lock:
+            return frozenset(self._files), frozenset(self._patterns)
+
     def add_files(self, files: Iterable[Path]) -> None:
         with self._lock:
             self._files.update(Path(f).absolute() for f in files)
@@ -136,7 +142,7 @@ class Sources:
     def saved_since(self, started_ns: int) -> set[Path]:
         """Files of the plan saved after `started_ns` (`time.time_ns()`) and not in the future:
         a process that began loading then may hold their old or their new code."""
-        return saved_after({path: mtime_ns(path) for path in self.plan().files}, started_ns)
+        return saved_after({path: change_ns(path) for path in self.plan().files}, started_ns)
 
     def plan(self) -> WatchPlan:
         module_files = self._scan_modules()
