@@ -24,6 +24,7 @@ from .log import (
     make_visible,
     reclaim_logger,
 )
+from .monitors import STEP_MS
 from .restarters import Restarter, detect_restarter
 from .serving import ErrorApp, LoadFailure
 from .serving.inflight import InFlight
@@ -32,10 +33,15 @@ from .target import WSGIApp, describe, import_app
 from .warm.worker import Reporter, environ_at_django_setup, managed_run_dir
 from .watcher import Watcher
 from .watching import ChangeFilter, Sources
+from .watching.plan import saved_after
 
-__all__ = ["Worker"]
+__all__ = ["NOTICE_NS", "Worker"]
 
 logger = logging.getLogger("reloader")
+
+NOTICE_NS = (2 * STEP_MS + 50) * 1_000_000
+"""How long after a save every other worker's watcher has seen it: two watch steps, and time
+to act on it."""
 
 
 class Worker:
@@ -83,9 +89,12 @@ class Worker:
         # we must not answer before the others noticed the save, or we could be the first
         # fresh answer while they still serve the old code: restart like them. (After the
         # report: from then on the supervisor covers a save in warm mode.)
-        late = sources.saved_since(started_ns)
+        changes = sources.changes()
+        late = saved_after(changes, started_ns)
         if late:
             self._changed(late)
+        elif run is None:
+            _let_others_notice(changes)
         return self.inflight.wrap(served)
 
     def _load(self, sources: Sources) -> WSGIApp:
@@ -137,3 +146,16 @@ class Worker:
 
     def __repr__(self) -> str:
         return f"<Worker {describe(self.target)} pid={os.getpid()}>"
+
+
+def _let_others_notice(changes: dict[Path, int]) -> None:
+    """A worker that loaded just after a save serves its new code. In the default mode each
+    worker sees the save on its own, a watch step or two after it: until then another may
+    still answer with the old code, after ours. A worker that loads in less than that (a small
+    application) waits the rest; a Django project takes longer to load and never waits.
+    (In warm mode the supervisor stops every stale worker at once, before their replacements
+    are forked.)"""
+    now = time.time_ns()
+    recent = [ns for ns in changes.values() if now - NOTICE_NS < ns <= now]
+    if recent:
+        time.sleep((max(recent) + NOTICE_NS - now) / 1e9)

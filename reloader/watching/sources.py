@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ..threads import allocate_lock
-from .plan import GLOB_CHARS, Pattern, WatchPlan, change_ns, saved_after, split_glob
+from .plan import GLOB_CHARS, Pattern, WatchPlan, change_ns, split_glob
 
 __all__ = ["Sources", "is_third_party", "module_file", "third_party_roots"]
 
@@ -139,10 +139,9 @@ class Sources:
             return False
         return not self.loading or time.monotonic() - self._scanned_at >= LOADING_RESCAN_SECONDS
 
-    def saved_since(self, started_ns: int) -> set[Path]:
-        """Files of the plan saved after `started_ns` (`time.time_ns()`) and not in the future:
-        a process that began loading then may hold their old or their new code."""
-        return saved_after({path: change_ns(path) for path in self.plan().files}, started_ns)
+    def changes(self) -> dict[Path, int]:
+        """When each file of the plan last changed (`change_ns`)."""
+        return {path: change_ns(path) for path in self.plan().files}
 
     def plan(self) -> WatchPlan:
         module_files = self._scan_modules()
