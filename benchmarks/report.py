@@ -139,7 +139,8 @@ def _browser_table(data: dict[str, Any]) -> list[str]:
         "tells only the tab loaded last to reload: *other tab* counts the saves the first tab "
         "repainted too. *Old process past grace*: view saves after which a process that "
         "served before the save was still alive RELOADER_GRACE (5 s) later (in brackets, "
-        "requests reloader cut at the grace).",
+        "requests reloader cut at the grace). A kind whose first two saves never repainted "
+        "the tab within the timeout skips its other saves.",
         "",
         f"| tool | view edit, median | p90 | vs {TOOLS[BROWSER_REFERENCE].label} "
         "| template edit, median | p90 | vs runserver "
