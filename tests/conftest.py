@@ -10,6 +10,9 @@ import pytest
 
 # Make `import support` work whatever pytest's import mode is.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# And `import benchmarks` (its live_reload module is shared with the browser tests): appended,
+# so an installed reloader still wins over the checkout's.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from support import (
     PreforkServer,

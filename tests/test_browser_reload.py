@@ -11,8 +11,15 @@ from typing import Any
 
 import pytest
 from conftest import DEMO_WARM, WORKER_ARGS, StartGunicorn
-from live_reload import LIVE_SETTINGS, STREAM_OPENED, browser, chromium_missing, make_live
 from support import DEFAULT_TIMEOUT, PreforkServer, edit, restart_lines, wait_until, write
+
+from benchmarks.live_reload import (
+    LIVE_SETTINGS,
+    STREAM_OPENED,
+    browser,
+    chromium_missing,
+    make_live,
+)
 
 pytestmark = [pytest.mark.gunicorn, pytest.mark.browser]
 

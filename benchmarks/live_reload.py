@@ -1,7 +1,7 @@
 """The demo with the companions Django developers run beside it: django-browser-reload (the
 tab reloads by itself) and django-debug-toolbar, and a headless Chromium to look at it.
 
-Used by the browser tests and the benchmark's browser section. The demo itself stays as
+Shared by the browser tests and the benchmark's browser section. The demo itself stays as
 shipped; a copy gets a settings module of its own that adds the two apps, their middleware,
 their URLs, and one test-only middleware that prints a line when a tab opens its event stream
 (the stream lives in a SharedWorker, out of the browser driver's sight).
