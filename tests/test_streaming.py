@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from conftest import DEMO_ENV, DEMO_WARM, WORKER_ARGS, StartGunicorn
-from live_reload import LIVE_SETTINGS, make_live
 from support import (
     QUIET_PERIOD,
     EventStream,
@@ -28,6 +27,8 @@ from support import (
     wait_until,
     write,
 )
+
+from benchmarks.live_reload import LIVE_SETTINGS, make_live
 
 pytestmark = pytest.mark.gunicorn
 
