@@ -1,16 +1,16 @@
-"""Let Apache's unprivileged user read the interpreter, the venv and the benchmark projects.
+"""Whether Apache's unprivileged user can read the interpreter, the venv and the projects.
 
-Reuses the test suite's helper (tests/apache_access.py: one `u:<user>:x` ACL entry per closed
-directory on the way). Without it, falls back to the one grant this machine needs: traverse
-on /root, where pyenv keeps the interpreter.
+Only checks, with the test suite's helper (tests/apache_access.py). Granting is that script's
+job, run by hand (or by .ci/run): a benchmark run never changes a directory's permissions
+behind the user's back. Where access is missing, the mod_wsgi tools are skipped with a reason
+that names the command to run.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -30,19 +30,19 @@ def _load_helper() -> ModuleType | None:
     return module
 
 
-def prepare(workdir: Path) -> tuple[str | None, str | None, str]:
-    """(apache user or None, problem or None, what was done) for running mod_wsgi as root."""
+def check(workdir: Path) -> tuple[str | None, str | None, str]:
+    """(apache user or None, problem or None, what was found) for running mod_wsgi."""
     if os.geteuid() != 0:
         return None, None, "not root: Apache runs as the current user"
     helper = _load_helper()
-    if helper is not None:
-        user = helper.server_user()
-        granted = helper.grant(user, [workdir])
-        problems = helper.missing_access(user, [workdir])
-        done = f"tests/apache_access.py granted u:{user}:x on {[str(p) for p in granted]}"
-        return user, ("; ".join(problems) or None), done
-    user = "www-data"
-    if shutil.which("setfacl") is None:
-        return user, "setfacl missing: cannot let www-data read the interpreter", "nothing"
-    subprocess.run(["setfacl", "-m", f"u:{user}:x", "/root"], check=True)
-    return user, None, f"fallback: setfacl -m u:{user}:x /root"
+    if helper is None:
+        return "www-data", f"{HELPER} not found: cannot check Apache's access", "not checked"
+    user: str = helper.server_user()
+    problems: list[str] = helper.missing_access(user, [workdir])
+    if not problems:
+        return user, None, f"{user} can read the interpreter, the venv and the projects"
+    problem = (
+        f"Apache's user {user} {'; '.join(problems)}: run `{sys.executable} "
+        f"tests/apache_access.py` as root once (it adds u:{user}:x ACL entries)"
+    )
+    return user, problem, "access missing; nothing changed"

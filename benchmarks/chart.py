@@ -47,6 +47,30 @@ def _bars_latency(ax: Any, data: dict[str, Any]) -> None:
     ax.set_title("Save → fresh response (median, whisker p90)")
 
 
+_BROWSER_BARS = (
+    ("view", "view edit", "tab:blue"),
+    ("template", "template edit", "tab:green"),
+    ("view_two_tabs", "view edit, two tabs", "tab:purple"),
+)
+
+
+def _bars_browser(ax: Any, data: dict[str, Any]) -> None:
+    """Per tool: save → repainted tab, for each kind of edit."""
+    tools = [t for t, e in data.get("browser", {}).items() if _ok(e)]
+    width = 0.8 / len(_BROWSER_BARS)
+    for i, (kind, label, color) in enumerate(_BROWSER_BARS):
+        entries = {t: data["browser"][t][kind] for t in tools}
+        xs = [x + (i - 1) * width for x in range(len(tools))]
+        _latency_bars(ax, entries, xs, width, label, color)
+    ax.set_xticks(
+        range(len(tools)), [TOOLS[t].label for t in tools], rotation=20, ha="right", fontsize=8
+    )
+    ax.set_ylabel("seconds")
+    ax.set_title("Save → browser tab repainted (median, whisker p90)")
+    if tools:
+        ax.legend(fontsize=8)
+
+
 def _bars_idle(ax: Any, data: dict[str, Any]) -> None:
     projects = list(data["idle"])
     width = 0.8 / len(projects)
@@ -86,10 +110,13 @@ def _lines(
 
 
 def draw(data: dict[str, Any], path: Path) -> None:
-    """Top row: latency; bottom row: idle cost. Left: per tool; then vs workers, vs files."""
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    """Top row: latency; bottom row: idle cost. Left: per tool; then vs workers, vs files;
+    right, top: the browser section."""
+    fig, axes = plt.subplots(2, 4, figsize=(20, 8.5))
     _bars_latency(axes[0][0], data)
     _bars_idle(axes[1][0], data)
+    _bars_browser(axes[0][3], data)
+    axes[1][3].axis("off")
     scale = data["scale"]
     for col, (axis, x, what) in enumerate(
         [

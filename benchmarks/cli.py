@@ -1,4 +1,5 @@
-"""`python -m benchmarks [--quick] [--out DIR] [--update-readme]`: run, then write the results."""
+"""`python -m benchmarks [--quick] [--only SECTIONS] [--out DIR] [--update-readme]`: run, then
+write the results."""
 
 from __future__ import annotations
 
@@ -57,6 +58,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--tools", help="comma-separated tool names to run (debugging): " + ", ".join(TOOLS)
     )
     parser.add_argument(
+        "--only",
+        help="comma-separated sections to measure (the others say 'not in this run'): "
+        + ", ".join(plan.SECTIONS),
+    )
+    parser.add_argument(
         "--render-only",
         action="store_true",
         help="measure nothing: redraw results.md, bench.png (and README) from --out/results.json",
@@ -68,7 +74,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _meta(
-    settings: Settings, began: float, started: str, apache_note: str, workdir: Path
+    settings: Settings,
+    began: float,
+    started: str,
+    apache_note: str,
+    workdir: Path,
+    sections: set[str] | None,
 ) -> dict[str, Any]:
     return {
         "schema": 1,
@@ -76,6 +87,7 @@ def _meta(
         "finished": _now(),
         "duration_s": round(time.monotonic() - began, 1),
         "quick": settings.quick,
+        "sections": sorted(sections) if sections else list(plan.SECTIONS),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         # The machine is shared: a load average well above what the run itself causes (~1-2)
@@ -87,7 +99,8 @@ def _meta(
         "apache_access": apache_note,
         "workdir": str(workdir),  # removed at the end unless --keep
         "versions": {
-            d: _version(d) for d in ("reloader", "django", "gunicorn", "mod_wsgi", "watchfiles")
+            d: _version(d)
+            for d in ("wsgi-reloader", "django", "gunicorn", "mod_wsgi", "watchfiles")
         },
         "settings": dataclasses.asdict(settings),
     }
@@ -96,15 +109,16 @@ def _meta(
 def _measure(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     """Run every planned server and return the results document."""
     only = set(args.tools.split(",")) if args.tools else None
+    sections = set(args.only.split(",")) if args.only else None
     progress = runner.Progress()
     began, started = time.monotonic(), _now()
     workdir = Path(tempfile.mkdtemp(prefix="reloader-bench-"))
     workdir.chmod(0o755)  # Apache's user reads the projects in it
     try:
-        cells = plan.build(settings, only)
+        cells = plan.build(settings, only, sections)
         apache_user, apache_problem, apache_note = None, None, "no mod_wsgi tool in the plan"
         if any(TOOLS[c.tool].family == "mod_wsgi" for c in cells):
-            apache_user, apache_problem, apache_note = access.prepare(workdir)
+            apache_user, apache_problem, apache_note = access.check(workdir)
             progress(
                 f"apache access: {apache_note}" + (f"; {apache_problem}" if apache_problem else "")
             )
@@ -114,7 +128,7 @@ def _measure(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         host = Host(workdir, apache_user, apache_problem, site)
         results, projects = runner.run(cells, settings, host, progress)
         return {
-            "meta": _meta(settings, began, started, apache_note, workdir)
+            "meta": _meta(settings, began, started, apache_note, workdir, sections)
             | {"reloader_sources_sha256": digest},
             "tools": {
                 name: {
@@ -159,6 +173,10 @@ def _publish(data: dict[str, Any], out: Path, update_readme: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    unknown = set(args.only.split(",")) - set(plan.SECTIONS) if args.only else set()
+    if unknown:
+        print(f"unknown sections {sorted(unknown)}; known: {', '.join(plan.SECTIONS)}")
+        return 2
     if args.render_only:
         data = json.loads((args.out / "results.json").read_text(encoding="utf-8"))
         _publish(data, args.out, args.update_readme)

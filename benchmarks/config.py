@@ -19,6 +19,9 @@ SCALE_TOOLS = ("reloader-gunicorn", "reloader-warm", "gunicorn-reload")
 # Edits of the models module too: the warm mode's arbiter holds the models, so such an edit
 # costs it more than a view edit; its target is to be no slower there than gunicorn --reload.
 MODELS_TOOLS = ("reloader-gunicorn", "reloader-warm", "gunicorn-reload")
+# The browser section: the tools Django developers pair with django-browser-reload today.
+BROWSER_TOOLS = ("reloader-gunicorn", "reloader-warm", "gunicorn-reload", "runserver")
+BROWSER_REFERENCE = "runserver"  # what django-browser-reload users run without this package
 REFERENCE = "gunicorn-reload"  # ratios are to the reloader a user of that server has today
 
 
@@ -37,6 +40,10 @@ class Settings:
     scale_edits: int  # saves per latency measurement in the scale study
     models_edits: int  # saves of pages/models.py per models measurement
     lost_reloads: int  # saves under steady load
+    browser_edits: int  # saves per kind (view, template, view with two tabs) in a browser tab
+    browser_tools: tuple[str, ...]
+    browser_timeout: float  # give up on one repaint after this long (over gunicorn's 30 s
+    # graceful timeout: an open event stream may hold a stopping worker that long)
     idle_seconds: float
     # Quiet time before the idle period, measured apart: a watcher's first scans after a
     # start (every file stat-ed, directories added) are a one-off burst, not idle cost.
@@ -70,6 +77,9 @@ FULL = Settings(
     scale_edits=10,
     models_edits=8,
     lost_reloads=5,
+    browser_edits=10,
+    browser_tools=BROWSER_TOOLS,
+    browser_timeout=45.0,
     idle_seconds=10.0,
     startup_burst_seconds=10.0,
     settle_seconds=1.5,
@@ -101,6 +111,9 @@ QUICK = Settings(
     scale_edits=1,
     models_edits=1,
     lost_reloads=1,
+    browser_edits=2,
+    browser_tools=("reloader-warm", "runserver"),  # a quick test runs this: two tools only
+    browser_timeout=45.0,
     idle_seconds=2.0,  # 19 quiet periods: 3 s each would break the two-minute budget
     startup_burst_seconds=0.5,
     settle_seconds=1.0,

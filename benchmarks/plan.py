@@ -14,6 +14,10 @@ from .servers import OVERHEAD, TOOLS
 
 IDLE, LATENCY, LOST, THROUGHPUT = "idle", "latency", "lost", "throughput"
 MODELS = "models"  # latency after saves of pages/models.py instead of pages/version.py
+BROWSER = "browser"  # save -> repainted in a browser tab, on the demo with django-browser-reload
+LIVE = "live"  # the project the browser section runs on: a copy of the demo with the companions
+# The sections of the results, as `--only` names them.
+SECTIONS = ("main", "models", "overhead", "scale", BROWSER)
 
 
 @dataclass(frozen=True, order=True)
@@ -28,9 +32,14 @@ class Cell:
         return f"{self.tool}-{self.project}-w{self.workers}"
 
 
-def build(settings: Settings, only: set[str] | None = None) -> dict[Cell, set[str]]:
-    """Cells in run order (by project, so each project is used in one stretch)."""
-    order = {name: i for i, name in enumerate(settings.projects)}
+def build(
+    settings: Settings, only: set[str] | None = None, sections: set[str] | None = None
+) -> dict[Cell, set[str]]:
+    """Cells in run order (by project, so each project is used in one stretch).
+
+    `only`: tool names; `sections`: which of SECTIONS to measure (None: all)."""
+    order = {name: i for i, name in enumerate([*settings.projects, LIVE])}
+    wanted = set(SECTIONS) if sections is None else sections
     plan: dict[Cell, set[str]] = {}
 
     def want(tool: str, project: str, workers: int, *measures: str) -> None:
@@ -44,17 +53,24 @@ def build(settings: Settings, only: set[str] | None = None) -> dict[Cell, set[st
         want(TOOLS[tool].baseline, project, workers, IDLE)
 
     w = settings.workers
-    for tool in MAIN_TOOLS:
-        with_baseline(tool, "demo", w, LATENCY, LOST, IDLE)
-        with_baseline(tool, settings.large, w, IDLE)
-    for tool in MODELS_TOOLS:
-        want(tool, "demo", w, MODELS)
-    for variants in OVERHEAD.values():
-        for tool in variants.values():
-            want(tool, "demo", w, THROUGHPUT)
-    for tool in SCALE_TOOLS:
-        for workers in settings.scale_workers:
-            with_baseline(tool, "demo", workers, LATENCY, IDLE)
-        for project in settings.scale_projects:
-            with_baseline(tool, project, w, LATENCY, IDLE)
+    if "main" in wanted:
+        for tool in MAIN_TOOLS:
+            with_baseline(tool, "demo", w, LATENCY, LOST, IDLE)
+            with_baseline(tool, settings.large, w, IDLE)
+    if "models" in wanted:
+        for tool in MODELS_TOOLS:
+            want(tool, "demo", w, MODELS)
+    if "overhead" in wanted:
+        for variants in OVERHEAD.values():
+            for tool in variants.values():
+                want(tool, "demo", w, THROUGHPUT)
+    if "scale" in wanted:
+        for tool in SCALE_TOOLS:
+            for workers in settings.scale_workers:
+                with_baseline(tool, "demo", workers, LATENCY, IDLE)
+            for project in settings.scale_projects:
+                with_baseline(tool, project, w, LATENCY, IDLE)
+    if BROWSER in wanted:
+        for tool in settings.browser_tools:
+            want(tool, LIVE, w, BROWSER)
     return dict(sorted(plan.items()))

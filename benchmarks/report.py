@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .config import MAIN_TOOLS, REFERENCE, SCALE_TOOLS
+from .config import BROWSER_REFERENCE, MAIN_TOOLS, REFERENCE, SCALE_TOOLS
+from .plan import SECTIONS
 from .project import REPO
 from .servers import TOOLS
 
@@ -102,6 +103,64 @@ def _models_table(data: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _repaint_cells(kind: dict[str, Any], entry: dict[str, Any]) -> list[str]:
+    """Median, p90, ratio to runserver; the timeouts when some saves never repainted."""
+    timeouts = kind.get("timeouts") or 0
+    median = _num(kind.get("median_s"), " s") + (f" ({timeouts} timeouts)" if timeouts else "")
+    return [
+        _cell(entry, median),
+        _cell(entry, _num(kind.get("p90_s"), " s")),
+        _cell(entry, _times(kind.get("x_runserver"))),
+    ]
+
+
+def _grace_cell(entry: dict[str, Any]) -> str:
+    grace = entry.get("grace")
+    if not grace:
+        return _cell(entry, "n/a")
+    return _cell(
+        entry,
+        f"{grace['old_alive_after_grace']} / {grace['view_saves_checked']}"
+        + (f" ({grace['still_running']} cut)" if grace["still_running"] else ""),
+    )
+
+
+def _browser_table(data: dict[str, Any]) -> list[str]:
+    title = "Save → page repainted in a real browser tab"
+    browser = data.get("browser")
+    if browser is None:  # a results.json from before this was measured
+        return [f"{title}: not measured."]
+    rows = [
+        f"{title} (headless Chromium on `/hello/`, django-browser-reload and "
+        "django-debug-toolbar in the page; gunicorn gthread, "
+        f"{data['meta']['workers']} workers x {data['meta']['threads']} threads): from the "
+        "save to the first paint of the document the tab reloaded by itself. django-browser-"
+        "reload runs one SharedWorker per origin, so two tabs share one event stream, and it "
+        "tells only the tab loaded last to reload: *other tab* counts the saves the first tab "
+        "repainted too. *Old process past grace*: view saves after which a process that "
+        "served before the save was still alive RELOADER_GRACE (5 s) later (in brackets, "
+        "requests reloader cut at the grace). A kind whose first two saves never repainted "
+        "the tab within the timeout skips its other saves.",
+        "",
+        f"| tool | view edit, median | p90 | vs {TOOLS[BROWSER_REFERENCE].label} "
+        "| template edit, median | p90 | vs runserver "
+        "| view edit, two tabs, median | p90 | vs runserver | other tab "
+        "| old process past grace |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for tool, entry in browser.items():
+        two = entry.get("view_two_tabs", {})
+        cells = [
+            *_repaint_cells(entry.get("view", {}), entry),
+            *_repaint_cells(entry.get("template", {}), entry),
+            *_repaint_cells(two, entry),
+            _cell(entry, f"{two.get('other_tab_repainted')} / {two.get('saves')}"),
+            _grace_cell(entry),
+        ]
+        rows.append(_row(tool, entry, cells))
+    return rows
+
+
 def _overhead_table(data: dict[str, Any]) -> list[str]:
     rows = [
         "| server | app | req/s (wrk), median | best run | best vs bare | RSS per worker "
@@ -151,6 +210,8 @@ def _scale_table(points: dict[str, list[dict[str, Any]]], axis: str) -> list[str
 def markdown(data: dict[str, Any], chart: Path | None) -> str:
     meta = data["meta"]
     command = "python -m benchmarks" + (" --quick" if meta["quick"] else "")
+    if meta.get("sections") and set(meta["sections"]) != set(SECTIONS):
+        command += " --only " + ",".join(meta["sections"])
     lines = [
         f"Measured {meta['finished']} ({'quick' if meta['quick'] else 'full'} run, "
         f"{meta['duration_s']:.0f} s) on {meta['cpus']} cores, Python {meta['python']}, "
@@ -167,6 +228,8 @@ def markdown(data: dict[str, Any], chart: Path | None) -> str:
         *_main_table(data),
         "",
         *_models_table(data),
+        "",
+        *_browser_table(data),
         "",
         *_overhead_table(data),
         "",

@@ -6,6 +6,7 @@ with the end of its log; neither stops the run.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import traceback
@@ -13,15 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import measure
+from . import browser, measure
 from .config import Settings
-from .plan import IDLE, LATENCY, LOST, MODELS, THROUGHPUT, Cell
+from .live_reload import LIVE_SETTINGS, make_live
+from .plan import BROWSER, IDLE, LATENCY, LIVE, LOST, MODELS, THROUGHPUT, Cell
 from .project import EDIT_MODELS, Project, make_project
 from .servers import TOOLS, unavailable
 from .session import Host, Session, StartupError, running
 
 # Idle and memory before any reload disturbs them.
-ORDER = (IDLE, THROUGHPUT, LATENCY, MODELS, LOST)
+ORDER = (IDLE, THROUGHPUT, LATENCY, MODELS, LOST, BROWSER)
 
 
 @dataclass
@@ -43,6 +45,14 @@ class Progress:
 
 
 def _describe(measure_name: str, result: dict[str, Any]) -> str:
+    if measure_name == BROWSER and "view" in result:
+        kinds = ", ".join(
+            f"{kind} median {result[kind]['median_s']} s p90 {result[kind]['p90_s']} s "
+            f"({result[kind]['timeouts']}/{result[kind]['saves']} timeouts)"
+            for kind in ("view", "template", "view_two_tabs")
+        )
+        other = result["view_two_tabs"]["other_tab_repainted"]
+        return f"{kinds}; other tab repainted {other}; grace {result['grace']}"
     if measure_name in (LATENCY, MODELS):
         stale = result["stale"]
         return (
@@ -75,6 +85,8 @@ def _measure(name: str, session: Session, settings: Settings, edits: int) -> dic
         return measure.latency(session, settings, edits)
     if name == MODELS:
         return measure.latency(session, settings, settings.models_edits, EDIT_MODELS)
+    if name == BROWSER:
+        return browser.measure(session, settings)
     return measure.lost(session, settings)
 
 
@@ -93,6 +105,11 @@ def run(
             results.append(CellResult(cell, "skipped", reason))
             progress(f"{cell.slug}: skipped: {reason}")
             continue
+        if cell.project == LIVE and LIVE not in projects:
+            progress(f"project {LIVE}: copying the demo, with django-browser-reload")
+            demo = make_project(host.workdir, LIVE, 0, settings.projects["demo"].per_dir)
+            make_live(demo.root)
+            projects[LIVE] = dataclasses.replace(demo, settings=LIVE_SETTINGS)
         if cell.project not in projects:
             size = settings.projects[cell.project]
             progress(f"project {cell.project}: copying the demo, {size.modules} generated modules")

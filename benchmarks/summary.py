@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from . import stats
-from .config import MAIN_TOOLS, MODELS_TOOLS, REFERENCE, SCALE_TOOLS, Settings
-from .plan import IDLE, LATENCY, LOST, MODELS, THROUGHPUT, Cell
+from .config import BROWSER_REFERENCE, MAIN_TOOLS, MODELS_TOOLS, REFERENCE, SCALE_TOOLS, Settings
+from .plan import BROWSER, IDLE, LATENCY, LIVE, LOST, MODELS, THROUGHPUT, Cell
 from .project import Project
 from .runner import CellResult
 from .servers import OVERHEAD, TOOLS
@@ -82,6 +82,25 @@ def _with_ratio(entries: dict[str, Entry], key: str, label: str) -> None:
         if entry["status"] == "ok":
             entry[label] = stats.rounded(stats.ratio(entry.get(key), ref.get(key)), 2)
             entry[f"{label}_reference"] = reference(tool)
+
+
+BROWSER_KINDS = ("view", "template", "view_two_tabs")
+
+
+def _browser(results: Results) -> dict[str, Entry]:
+    """Per tool and edit kind: repaint median, p90, and the ratio to runserver's."""
+    tools = results.settings.browser_tools
+    entries = {t: results.entry(t, LIVE, results.settings.workers, BROWSER) for t in tools}
+    ref = entries.get(BROWSER_REFERENCE, {})
+    for entry in entries.values():
+        if entry["status"] != "ok":
+            continue
+        for kind in BROWSER_KINDS:
+            own, theirs = entry[kind], ref.get(kind, {}) if ref.get("status") == "ok" else {}
+            own["x_runserver"] = stats.rounded(
+                stats.ratio(own.get("median_s"), theirs.get("median_s")), 2
+            )
+    return entries
 
 
 def _scale_point(results: Results, tool: str, project: str, workers: int) -> Entry:
@@ -155,6 +174,7 @@ def summarize(results: Results) -> dict[str, Any]:
         "idle": idle,
         "overhead": overhead,
         "scale": scale,
+        "browser": _browser(results),
     }
 
 

@@ -9,7 +9,14 @@ import sys
 from collections.abc import Collection
 from pathlib import Path
 
-__all__ = ["describe_paths", "logger", "make_stdout_line_buffered", "make_visible"]
+__all__ = [
+    "describe_paths",
+    "log_failure",
+    "logger",
+    "make_stdout_line_buffered",
+    "make_visible",
+    "reclaim_logger",
+]
 
 NAMES_IN_LOG = 5
 """Changed files named in a log line before '... and N more'."""
@@ -21,16 +28,48 @@ FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
 
 
+_FORMATTER = logging.Formatter(FORMAT, DATE_FORMAT)
+_own_handlers: list[logging.Handler] = []
+"""The handler `make_visible` added, if it did."""
+
+
 def make_visible() -> None:
     """Give the logger a stderr handler at INFO when nothing in the process configured logging
     (gunicorn's default configures only its own loggers). A user's configuration wins."""
     if logger.handlers or logging.getLogger().handlers:
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(FORMAT, DATE_FORMAT))
+    handler.setFormatter(_FORMATTER)
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    _own_handlers[:] = [handler]
+
+
+def reclaim_logger() -> None:
+    """Undo what loading the application did to our logger without meaning to. Django's
+    LOGGING goes through `dictConfig`, which disables every logger its dict does not name
+    (unless it says `disable_existing_loggers: False`): the traceback the error page points
+    to would vanish. And once the user has root handlers, ours would route our lines past
+    them: hand over to theirs. A configuration that names `reloader` itself is left alone."""
+    logger.disabled = False
+    ours = [h for h in logger.handlers if h in _own_handlers]
+    if ours and logging.getLogger().handlers:
+        for handler in ours:
+            logger.removeHandler(handler)
+        logger.propagate = True
+
+
+def log_failure(text: str) -> None:
+    """Log a failed load where the user looks. Should their configuration still drop errors
+    of `reloader` (a level above ERROR), write it to stderr, the server's log, instead: the
+    page served meanwhile says 'see the server log'."""
+    reclaim_logger()
+    if logger.isEnabledFor(logging.ERROR):
+        logger.error(text)
+    else:
+        record = logger.makeRecord(logger.name, logging.ERROR, "", 0, text, (), None)
+        sys.stderr.write(_FORMATTER.format(record) + "\n")
 
 
 def make_stdout_line_buffered() -> None:

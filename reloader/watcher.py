@@ -17,7 +17,7 @@ from .bytecode import stale_bytecode
 from .monitors import STEP_MS, Monitor, PollingMonitor, choose_monitor
 from .threads import StopFlag, start_thread
 from .watching import ChangeFilter, WatchPlan
-from .watching.plan import mtime_ns
+from .watching.plan import change_ns
 
 __all__ = ["MTIME_SLACK_NS", "RESCAN_TICKS", "PlanSource", "Watcher"]
 
@@ -59,42 +59,61 @@ class Watcher:
         force_polling: bool,
         on_changes: OnChanges,
         step_ms: int = STEP_MS,
+        keep_going: bool = False,
     ) -> None:
         self.sources = sources
         self.accept = accept
         self.force_polling = force_polling
         self.on_changes = on_changes
         self.step_ms = step_ms
+        self.keep_going = keep_going
+        """Watch again after an unexpected error, instead of ending: for a process that does
+        nothing else (the warm supervisor), an ended watcher is a server gone deaf."""
         self.stop_flag = StopFlag()
         self._start_ns = 0
         self._since_ns = 0
         self._seen: set[Path] = set()
 
-    def start(self) -> None:
+    def start(self, since_ns: int | None = None) -> None:
         """Start watching. Files that turn up later in the plan and were modified after this
-        call count as changed, so an edit made while the app is importing is not lost."""
-        self._start_ns = self._since_ns = time.time_ns() - MTIME_SLACK_NS
+        call (or after `since_ns`, when a watcher before this one covered until then) count
+        as changed, so an edit made while the app is importing is not lost."""
+        start_ns = time.time_ns() if since_ns is None else since_ns
+        self._start_ns = self._since_ns = start_ns - MTIME_SLACK_NS
         start_thread(self._run)
 
     def stop(self) -> None:
         self.stop_flag.set()
 
     def _run(self) -> None:
-        try:
-            self._loop()
-        except Exception:
-            logger.exception("the watcher failed; this process no longer reloads")
+        while True:
+            try:
+                self._loop()
+                return
+            except Exception:
+                if not self.keep_going:
+                    logger.exception("the watcher failed; this process no longer reloads")
+                    return
+                # The next plan's catch-up finds what was saved meanwhile, by its time.
+                logger.exception("the watcher failed; watching again in %ss", RETRY_SECONDS)
+                if self.stop_flag.wait(RETRY_SECONDS):
+                    return
 
     def _loop(self) -> None:
-        polling_reason = "forced" if self.force_polling else None
+        # Polling everything: asked for (also when asked since: the warm supervisor), or
+        # native watching failed. A directory on a network file system only makes the next
+        # plans poll the directories that are on one.
+        poll_all = False
+        warned = False
         while not self.stop_flag.is_set():
+            poll_all = poll_all or self.force_polling
             # Read before planning: sources added while we plan must still wake the monitor.
             generation = self.sources.generation
             plan = self.sources.plan()
             directories = plan.directories()
-            monitor, reason = choose_monitor(polling_reason is not None, directories, self.step_ms)
-            if reason and polling_reason is None:
-                polling_reason = reason
+            monitor, reason = choose_monitor(poll_all, directories, self.step_ms)
+            if reason and not warned:
+                warned = True
                 logger.warning("watching by polling: %s", reason)
             try:
                 if self._watch(monitor, directories, plan, generation):
@@ -106,7 +125,7 @@ class Watcher:
                     logger.error("cannot watch files (%s); retrying in %ss", exc, RETRY_SECONDS)
                     self.stop_flag.wait(RETRY_SECONDS)
                 else:
-                    polling_reason = str(exc)
+                    poll_all = warned = True
                     logger.warning("native file watching failed (%s); polling instead", exc)
 
     def _watch(
@@ -150,11 +169,12 @@ class Watcher:
         looked_at = set()
         for path in plan.existing_files():
             new = path not in self._seen
-            mtime = mtime_ns(path)
-            if (self._start_ns if new else self._since_ns) < mtime <= now_ns and self.accept(path):
+            changed = change_ns(path)  # an older copy put in place counts too
+            since = self._start_ns if new else self._since_ns
+            if since < changed <= now_ns and self.accept(path):
                 touched.add(path)
             looked_at.add(path)
-            if new and mtime > self._start_ns - STALE_BYTECODE_NS:
+            if new and changed > self._start_ns - STALE_BYTECODE_NS:
                 recent.add(path)
         # Only what this plan held was covered: a file that leaves the plan (the supervisor
         # drops an exited worker's files) and comes back counts from the start again.

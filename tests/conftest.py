@@ -10,6 +10,9 @@ import pytest
 
 # Make `import support` work whatever pytest's import mode is.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# And `import benchmarks` (its live_reload module is shared with the browser tests): appended,
+# so an installed reloader still wins over the checkout's.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from support import (
     PreforkServer,
@@ -114,6 +117,11 @@ def gunicorn(tmp_path: Path) -> Iterator[StartGunicorn]:
         return server
 
     yield start
+    stop_servers(servers)
+
+
+def stop_servers(servers: list[PreforkServer]) -> None:
+    """Stop every server, newest first, print its log, and fail if any process survived."""
     failures = []
     for server in reversed(servers):
         try:

@@ -156,6 +156,49 @@ def wait_for_body(
     )
 
 
+class EventStream:
+    """An open response read line by line in a thread, as a browser holds an EventSource:
+    ``events`` collects its ``data:`` lines; ``ended`` is set when the server ends it."""
+
+    def __init__(self, url: str, headers: Mapping[str, str] | None = None) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        self.conn.request("GET", target, headers={"Accept": "text/event-stream", **(headers or {})})
+        self.response = self.conn.getresponse()
+        self.events: list[str] = []
+        self.ended = threading.Event()
+        self.ended_at = 0.0
+        """`time.monotonic()` when the stream ended."""
+        threading.Thread(target=self._read, name="event-stream", daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            while line := self.response.readline():
+                text = line.decode("utf-8", "replace").strip()
+                if text.startswith("data:"):
+                    self.events.append(text[5:].strip())
+        except (OSError, ValueError, AttributeError, http.client.HTTPException):
+            pass  # the server cut it, or close() did (http.client then has no file left)
+        self.ended_at = time.monotonic()
+        self.ended.set()
+
+    def wait_events(self, count: int = 1) -> list[str]:
+        return wait_until(
+            lambda: len(self.events) >= count and self.events,
+            message=lambda: f"{count} event(s), got {self.events}",
+        )
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 # --------------------------------------------------------------------------- processes
 
 
@@ -200,7 +243,8 @@ def thread_names(pid: int) -> list[str]:
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The current environment minus anything that would change what a server does.
 
-    PYTHONUNBUFFERED is removed because print() reaching a piped stdout is under test;
+    PYTHONUNBUFFERED is removed because print() reaching a piped stdout is under test; pytest's
+    own variables because a server run by hand has none;
     RELOADER_* and DJANGO_SETTINGS_MODULE because each test states its own.
     """
     env = {
@@ -213,6 +257,9 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
             "PYTHONDONTWRITEBYTECODE",
             "DJANGO_SETTINGS_MODULE",
             "PYTHONPATH",
+            # Set by pytest; debug-toolbar turns itself off where it finds them.
+            "PYTEST_VERSION",
+            "PYTEST_CURRENT_TEST",
         }
     }
     env.update(extra or {})
@@ -232,6 +279,8 @@ class Server:
     env: Mapping[str, str] | None = None
     cwd: Path | None = None
     base_url: str = ""
+    terminal: bool = False
+    """Output to a pseudo-terminal instead of a pipe, as in a user's shell (colours...)."""
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _pump: threading.Thread | None = field(default=None, init=False)
 
@@ -239,26 +288,40 @@ class Server:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         # Output goes through a pipe, not straight to the file: servers behave differently
         # with a pipe (block-buffered stdout) and a pipe is what process managers give them.
-        self.proc = subprocess.Popen(
-            list(self.argv),
-            cwd=self.cwd,
-            env=dict(self.env) if self.env is not None else None,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        reader, writer = os.openpty() if self.terminal else os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                list(self.argv),
+                cwd=self.cwd,
+                env=dict(self.env) if self.env is not None else None,
+                stdin=subprocess.DEVNULL,
+                stdout=writer,
+                stderr=writer,
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(reader)
+            raise
+        finally:
+            os.close(writer)  # the child holds its copy: the reader sees the end when it exits
+        self._pump = threading.Thread(
+            target=self._copy_output, args=(reader,), name="log-pump", daemon=True
         )
-        self._pump = threading.Thread(target=self._copy_output, name="log-pump", daemon=True)
         self._pump.start()
         return self
 
-    def _copy_output(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
+    def _copy_output(self, fd: int) -> None:
         with open(self.log_path, "ab") as log:
-            while chunk := os.read(fd, 65536):
+            while True:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:  # EIO: a pseudo-terminal whose last writer is gone
+                    chunk = b""
+                if not chunk:
+                    break
                 log.write(chunk)
                 log.flush()
+        os.close(fd)
 
     @property
     def pid(self) -> int:
@@ -351,7 +414,32 @@ class Server:
 
 
 def copy_project(src: Path, dst: Path) -> Path:
-    """Copy a project tree without byte-code or databases left by earlier runs."""
+    """Copy a project tree as committed, whatever a reader trying the demo changed in it.
+
+    In a git checkout that is ``git archive HEAD:<src>``: an edited version.py or template
+    (as the demo's README invites), a database or a compiled .mo stay out. Outside one (an
+    unpacked archive), or for a tree not committed yet, the folder itself, without byte-code
+    or databases left by earlier runs.
+    """
+    where = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel", "--show-prefix"],
+        cwd=src,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    top, _, prefix = where.stdout.partition("\n")
+    # git archive refuses to run from a subdirectory: name the tree from the top.
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", f"HEAD:{prefix.strip()}"],
+        cwd=top or src,
+        capture_output=True,
+        check=False,
+    )
+    if where.returncode == 0 and archive.returncode == 0:
+        dst.mkdir(parents=True)
+        subprocess.run(["tar", "-x", "-C", str(dst)], input=archive.stdout, check=True)
+        return dst
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.sqlite3"))
     return dst
 
@@ -560,3 +648,17 @@ def assert_fresh_everywhere(
 def lines_naming_pid(lines: Iterable[str], pid: int) -> list[str]:
     pattern = re.compile(rf"\b{pid}\b")
     return [line for line in lines if pattern.search(line)]
+
+
+def every_worker_serves(server: PreforkServer, path: str, marker: str) -> None:
+    """Wait until each current worker answers `path` with `marker` (found by pid in the
+    answers), for paths that answer fast: `assert_fresh_everywhere`'s `warm_path` must show
+    the marker too."""
+
+    def all_fresh() -> bool:
+        answers = get_many(server.url(path), 24)
+        pids = {r.body.rpartition("pid=")[2] for r in answers if r.status == 200}
+        fresh = all(r.status == 200 and marker in r.body for r in answers)
+        return fresh and {str(p) for p in server.worker_pids()} <= pids
+
+    wait_until(all_fresh, message=lambda: f"every worker to serve {marker}:\n{server.log_tail()}")

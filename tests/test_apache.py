@@ -21,6 +21,7 @@ from servers import APACHE_EXAMPLE, ApacheServer, Launcher, demo_vhost, run_user
 from support import (
     ERROR_ID_RE,
     QUIET_PERIOD,
+    EventStream,
     GiveUp,
     Response,
     assert_fresh_everywhere,
@@ -289,3 +290,27 @@ def test_rerun_of_a_failing_script_starts_no_second_watcher(apache_site: StartSi
     lines = restart_lines(server.log(), "version.py")
     for old in old_pids:
         assert len(lines_naming_pid(lines, old)) == 1, "\n".join(lines)
+
+
+def test_a_save_ends_open_streams_instead_of_waiting_for_the_shutdown_timeout(
+    apache_site: StartSite,
+) -> None:
+    site = apache_site()
+    server = site.server
+    streams = [EventStream(site.url("/stream/")) for _ in range(2)]
+    try:
+        pids = {int(s.wait_events()[0].rsplit("pid=", 1)[1]) for s in streams}
+        write(site.project / "pages" / "version.py", version_source("v2"))
+        for stream in streams:
+            assert stream.ended.wait(60), f"a stream is still open:\n{server.log_tail()}"
+        assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+        # Ended by the wrapper, which ran the application's close(): a process killed at
+        # mod_wsgi's shutdown-timeout runs no finally block.
+        wait_until(
+            lambda: all(f"STREAM-CLOSED pid={pid}" in server.log() for pid in pids),
+            message=lambda: f"each stream's close() to run:\n{server.log_tail()}",
+        )
+        assert "timeout expired" not in server.log().lower(), server.log_tail()
+    finally:
+        for stream in streams:
+            stream.close()

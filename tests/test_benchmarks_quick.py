@@ -1,7 +1,8 @@
 """`python -m benchmarks --quick` runs end to end and writes complete, well-formed results.
 
 This checks the shape of the results and that every server was stopped, not the speed. It
-starts about twenty servers (under two minutes); deselect it with `-m "not bench"`.
+starts about twenty servers (about three minutes with the browser section's two); deselect
+it with `-m "not bench"`.
 """
 
 from __future__ import annotations
@@ -117,6 +118,32 @@ def test_models_edit_is_measured_for_the_gunicorn_reloaders(
             assert entry["timeouts"] == 0, f"{tool}: a models save was never served"
             assert entry["file"].endswith("models.py")
     assert "pages/models.py" in (out / "results.md").read_text(encoding="utf-8")
+
+
+def test_browser_section_repaints_the_tab_by_itself(
+    results: tuple[Path, dict[str, Any]],
+) -> None:
+    out, data = results
+    settings = data["meta"]["settings"]
+    assert set(data["browser"]) == set(settings["browser_tools"]) >= {"runserver"}
+    for tool, entry in data["browser"].items():
+        if entry["status"] == "skipped" and "chromium" in str(entry.get("reason")).lower():
+            continue  # no browser on this machine: the section says so
+        _check_entry(f"browser {tool}", entry, data["tools"][tool]["skipped"], ())
+        for kind in ("view", "template", "view_two_tabs"):
+            got = entry[kind]
+            where = f"browser {tool} {kind}"
+            assert got["timeouts"] == 0, f"{where}: the tab did not repaint by itself"
+            assert got["saves"] == len(got["samples_s"]) == settings["browser_edits"], where
+            assert 0 < got["median_s"] <= got["p90_s"] < settings["browser_timeout"], where
+            assert _number(got["x_runserver"]), where
+        assert 0 <= entry["view_two_tabs"]["other_tab_repainted"] <= settings["browser_edits"]
+        if data["tools"][tool]["family"] == "gunicorn":
+            grace = entry["grace"]
+            assert grace["view_saves_checked"] == 2 * settings["browser_edits"], tool
+            assert grace["old_alive_after_grace"] == 0, f"{tool}: {grace}"
+    assert data["browser"]["runserver"]["view"]["x_runserver"] == 1
+    assert "real browser tab" in (out / "results.md").read_text(encoding="utf-8")
 
 
 def test_idle_covers_both_projects(results: tuple[Path, dict[str, Any]]) -> None:

@@ -75,3 +75,5 @@ def test_error_page_renders_in_a_browser(
         # A blank (or single-colour) page has one colour; text and styling give many.
         colours = img.convert("RGB").getcolors(maxcolors=1 << 16)
         assert colours is None or len(colours) > 16, f"looks blank: {len(colours or [])} colours"
+        # The header's red: the page's own style applies under its Content-Security-Policy.
+        assert colours is None or (0x8B, 0x1A, 0x1A) in {c for _n, c in colours}, "unstyled"

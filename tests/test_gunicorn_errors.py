@@ -4,6 +4,8 @@ next fixing save brings the application back; bad configuration fails at startup
 from __future__ import annotations
 
 import re
+import socket
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from support import (
     Response,
     assert_fresh_everywhere,
     get,
+    restart_lines,
     wait_until,
     write,
 )
@@ -85,6 +88,15 @@ BAD_EDITS = {
     "ready": BadEdit(
         "pages/apps.py", READY, '        raise RuntimeError("ready failed xyz")\n',
         "RuntimeError", "ready failed xyz", at_load=True,
+    ),
+    # Sent once the application loaded, as runserver sends it: the receiver is user code.
+    "autoreload-receiver": BadEdit(
+        "pages/apps.py", READY,
+        "        from django.utils.autoreload import autoreload_started\n\n"
+        "        def fail(sender, **kwargs):\n"
+        '            raise RuntimeError("receiver failed xyz")\n\n'
+        "        autoreload_started.connect(fail, weak=False)\n",
+        "RuntimeError", "receiver failed xyz", at_load=True,
     ),
     "syntax-in-view": BadEdit(
         "pages/views.py", "def index(", "def broken(:\n\n\ndef index(",
@@ -196,6 +208,7 @@ def test_error_details_only_where_allowed(
     ("variable", "value", "accepted"),
     [
         ("RELOADER_ENABLED", "maybe", ["true", "false"]),
+        ("RELOADER_ENABLED", "", ["unset it", "true", "false"]),
         ("RELOADER_SHOW_ERRORS", "perhaps", ["auto", "true", "false"]),
         ("RELOADER_POLLING", "sometimes", ["true", "false"]),
     ],
@@ -210,3 +223,106 @@ def test_bad_environment_value_fails_startup(
     assert value in log
     for word in accepted:
         assert word in log.lower(), f"accepted value {word!r} not named:\n{log}"
+
+
+def raw_get(server: PreforkServer, request: bytes) -> tuple[int, dict[str, str], str]:
+    """Send ``request`` as it is over a fresh socket (http.client would fix up its Host) and
+    read the answer until the server closes the connection."""
+    address = urllib.parse.urlsplit(server.url())
+    with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), headers, body.decode("utf-8", "replace")
+
+
+SECRET = "s3cr3t-from-settings-xyz"
+REBINDING_BREAKS = {
+    # The settings module fails, so Django's ALLOWED_HOSTS is unknown.
+    "settings": ("demo/settings.py", "DEBUG = True\n", f'raise RuntimeError("{SECRET}")\n'),
+    # Settings loaded, with the demo's ALLOWED_HOSTS = ["*"]: '*' must not open the page.
+    "ready": ("pages/apps.py", READY, f'        raise RuntimeError("{SECRET}")\n'),
+}
+
+
+@pytest.mark.parametrize("case", REBINDING_BREAKS)
+def test_dns_rebinding_host_gets_no_details(
+    demo_server: StartGunicorn, demo_project: Path, case: str
+) -> None:
+    """A page on attacker.example resolved to 127.0.0.1 makes the developer's browser ask the
+    server under the attacker's name: the connection is loopback, the Host is not ours."""
+    path, old, new = REBINDING_BREAKS[case]
+    target = demo_project / path
+    target.write_text(target.read_text().replace(old, new, 1))
+    env = {"RELOADER_TRUSTED_HOSTS": "dev.example.test"}
+    server = demo_server("sync", env=env, warm=False)
+    port = urllib.parse.urlsplit(server.url()).port
+
+    def ask(host: str | None, version: str = "HTTP/1.1") -> tuple[int, dict[str, str], str]:
+        host_line = f"Host: {host}\r\n" if host is not None else ""
+        request = f"GET /version/ {version}\r\n{host_line}Accept: text/html\r\nConnection: close"
+        return raw_get(server, f"{request}\r\n\r\n".encode("latin-1"))
+
+    hostile = [
+        f"attacker.example:{port}",
+        f"127.0.0.1.attacker.example:{port}",
+        f"localhost.attacker.example:{port}",
+        "127.1",
+        f"ATTACKER.example.:{port}",
+    ]
+    for status, headers, body in [*map(ask, hostile), ask(None, "HTTP/1.0")]:
+        assert status == 500, body
+        assert SECRET not in body and "Traceback" not in body, body
+        assert GENERIC_BODY.search(body), body
+        assert headers["x-frame-options"] == "DENY"
+    for host in [f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "dev.example.test"]:
+        status, headers, body = ask(host)
+        assert status == 500 and SECRET in body, (host, body[:500])
+        assert headers["content-type"].startswith("text/html"), headers
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert headers["cache-control"] == "no-store"
+        assert headers["x-content-type-options"] == "nosniff"
+
+
+USER_LOGGING = """
+LOGGING = {{
+    "version": 1,
+    {disable}
+    "formatters": {{"user": {{"format": "USERLOG %(name)s: %(message)s"}}}},
+    "handlers": {{"console": {{"class": "logging.StreamHandler", "formatter": "user"}}}},
+    "root": {{"handlers": ["console"], "level": "INFO"}},
+}}
+"""
+
+
+@pytest.mark.parametrize("disable", [None, True, False])
+def test_failed_load_reaches_the_users_log_configuration(
+    demo_server: StartGunicorn, demo_project: Path, disable: bool | None
+) -> None:
+    """A Django LOGGING (by default disable_existing_loggers=True) must neither silence the
+    traceback the page points to, nor route it past the handlers the user configured."""
+    key = "" if disable is None else f'"disable_existing_loggers": {disable},'
+    settings = demo_project / "demo" / "settings.py"
+    settings.write_text(settings.read_text() + USER_LOGGING.format(disable=key))
+    apps = demo_project / "pages" / "apps.py"
+    original = apps.read_text()
+    write(apps, original.replace(READY, '        raise RuntimeError("ready failed xyz")\n'))
+    server = demo_server("sync", warm=False)
+
+    error_id = get(server.url("/version/")).headers["x-reloader-error-id"]
+    log = server.wait_for_log(error_id)
+    line = next(line for line in log.splitlines() if error_id in line)
+    assert line.startswith("USERLOG reloader: could not load"), line
+    assert "ready failed xyz" in log[log.index(error_id) :]
+
+    write(apps, original)
+    wait_for_status(server, "/version/", 200)
+    restarts = restart_lines(server.log())
+    assert any(line.startswith("USERLOG reloader: restarting") for line in restarts), restarts

@@ -196,11 +196,73 @@ def test_extra_files_and_ignore(
     assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
 
 
+def test_extra_globs_with_wildcard_directories_and_trailing_double_star(
+    plain_server: StartGunicorn, plain_project: Path
+) -> None:
+    """`config/*/x.toml` once watched a directory literally named '*', and `assets/**` only
+    the top of assets/."""
+    dev = plain_project / "config" / "dev"
+    deep = plain_project / "assets" / "css" / "deep"
+    for directory in (dev, deep):
+        directory.mkdir(parents=True)
+    (dev / "x.toml").write_text("a = 1\n")
+    (deep / "site.css").write_text("p {}\n")
+    extra = os.pathsep.join(["config/*/x.toml", "assets/**"])
+    server = plain_server("gthread", env={"RELOADER_EXTRA_FILES": extra})
+    pids = server.worker_pids()
+    for changed in (dev / "x.toml", deep / "site.css"):
+        write(changed, changed.read_text() + "# changed\n")
+        wait_restart_for(server, changed.name)
+        pids = wait_all_replaced(server, pids)
+        server.warm(PLAIN_WARM)
+
+
 @pytest.mark.parametrize("worker", WORKERS)
 def test_preload_still_reloads(demo_server: StartGunicorn, demo_project: Path, worker: str) -> None:
     server = demo_server(worker, "--preload")
     write(demo_project / "pages" / "version.py", version_source("v2"))
     assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+
+
+SLOW_BOOT = """\
+import os
+import time
+from pathlib import Path
+
+# The first worker's import holds until the test saved a file: a save during a slow boot.
+Path(f"booting-{os.getpid()}").write_text("")
+deadline = time.monotonic() + 60
+while not Path("go").exists() and time.monotonic() < deadline:
+    time.sleep(0.05)
+"""
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_preload_save_during_boot_keeps_reloading(
+    plain_server: StartGunicorn, plain_project: Path, worker: str
+) -> None:
+    """With --preload the worker loads the app in gunicorn's fork hook, before the worker's
+    signal handlers are installed: a restart then must not be lost, nor stop reloading."""
+    (plain_project / "slowboot.py").write_text(SLOW_BOOT)
+    app = plain_project / "plainapp.py"
+    app.write_text(app.read_text().replace("import os\n", "import os\n\nimport slowboot  # noqa\n"))
+    server = plain_server(worker, "--preload", warm=False, ready=None)
+
+    def importing() -> list[int]:
+        server.check_alive()
+        pids = [int(p.name.removeprefix("booting-")) for p in plain_project.glob("booting-*")]
+        return pids if len(pids) == server.workers else []
+
+    booted = wait_until(
+        importing, message=lambda: f"the workers to start importing:\n{server.log_tail()}"
+    )
+    write(plain_project / "plainversion.py", version_source("v2"))
+    (plain_project / "go").write_text("")
+    assert_fresh_everywhere(server, "/", "v2 pid=", PLAIN_WARM)
+    write(plain_project / "plainversion.py", version_source("v3"))
+    assert_fresh_everywhere(server, "/", "v3 pid=", PLAIN_WARM)
+    # Whichever version they read, the workers loading during the save were replaced.
+    assert not set(booted) & set(server.worker_pids()), server.log_tail()
 
 
 @pytest.mark.parametrize("worker", [*WORKERS, "gevent"])

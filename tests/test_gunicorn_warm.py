@@ -14,8 +14,8 @@ from support import (
     PreforkServer,
     assert_fresh_everywhere,
     edit,
+    every_worker_serves,
     get,
-    get_many,
     restart_lines,
     wait_for_body,
     wait_until,
@@ -140,18 +140,6 @@ def test_shipped_warm_config(gunicorn: StartGunicorn, demo_project: Path) -> Non
     assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
 
 
-def _every_worker_serves(server: PreforkServer, path: str, marker: str) -> None:
-    """Each current worker answers `path` with `marker` (found by pid in the answers)."""
-
-    def all_fresh() -> bool:
-        answers = get_many(server.url(path), 24)
-        pids = {r.body.rpartition("pid=")[2] for r in answers if r.status == 200}
-        fresh = all(r.status == 200 and marker in r.body for r in answers)
-        return fresh and {str(p) for p in server.worker_pids()} <= pids
-
-    wait_until(all_fresh, message=lambda: f"every worker to serve {marker}:\n{server.log_tail()}")
-
-
 SET_UP = "Django set up in the arbiter"
 
 
@@ -174,7 +162,7 @@ def test_models_edit_reexecs_the_arbiter_which_forks_warm_again(
 
     edit(demo_project / "pages" / "models.py", '"m1"', '"m2"')
     assert_fresh_everywhere(server, "/models-version/", "m2 pid=", None)
-    _every_worker_serves(server, "/models-version/", "m2 pid=")
+    every_worker_serves(server, "/models-version/", "m2 pid=")
     log = server.log()
     assert "re-executing the arbiter: changed pages/models.py" in log
     assert server.pid == arbiter and server.poll() is None
@@ -204,7 +192,7 @@ def test_broken_models_edit_shows_the_error_and_recovers(
     server.check_alive()
     write(models, good.replace('"m1"', '"m3"'))
     wait_for_body(server.url("/models-version/"), "m3 pid=", status=200)
-    _every_worker_serves(server, "/models-version/", "m3 pid=")
+    every_worker_serves(server, "/models-version/", "m3 pid=")
 
 
 THREAD_IN_READY = """
@@ -232,7 +220,7 @@ def test_setup_that_starts_a_thread_is_left_to_the_workers(
     assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
     # Without the tier, models are the workers' again: an edit restarts only them.
     edit(demo_project / "pages" / "models.py", '"m1"', '"m2"')
-    _every_worker_serves(server, "/models-version/", "m2 pid=")
+    every_worker_serves(server, "/models-version/", "m2 pid=")
     assert restart_lines(server.log(), "models.py")
     assert server.log().count("re-executing the arbiter") == 1
     assert SET_UP not in server.log()
@@ -245,7 +233,7 @@ def test_django_tier_switched_off(gunicorn: StartGunicorn, demo_project: Path) -
         write(demo_project / "pages" / "version.py", f'VERSION = "{version}"\n')
         assert_fresh_everywhere(server, "/version/", f"{version} pid=", DEMO_WARM)
     edit(demo_project / "pages" / "models.py", '"m1"', '"m2"')
-    _every_worker_serves(server, "/models-version/", "m2 pid=")
+    every_worker_serves(server, "/models-version/", "m2 pid=")
     assert restart_lines(server.log(), "models.py")
     assert "re-executing the arbiter" not in server.log()
     assert SET_UP not in server.log()

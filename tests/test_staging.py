@@ -6,10 +6,12 @@ traceback; the error id on the page leads to it in gunicorn's log."""
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from conftest import DEMO_SRC, DEMO_WARM
+from conftest import DEMO_SRC, DEMO_WARM, StartGunicorn
 from servers import STAGING_EXAMPLE, Launcher, substitute
 from support import (
     answer_pid,
@@ -77,3 +79,30 @@ def test_nginx_gunicorn_stack_reloads_and_hides_error_details(launch: Launcher) 
 
     edit(apps, f'        raise RuntimeError("{BROKEN}")', "        pass")
     assert_fresh_everywhere(gunicorn, "/version/", "v2 pid=", DEMO_WARM)
+
+
+def test_bare_proxy_pass_without_headers_still_hides_details(
+    launch: Launcher, plain_server: StartGunicorn, plain_project: Path
+) -> None:
+    """nginx with nothing but `proxy_pass http://127.0.0.1:PORT` adds no proxy header and
+    sends `Host: 127.0.0.1:PORT`; its HTTP/1.0 to the upstream is what gives it away."""
+    (plain_project / "plainversion.py").write_text(f'VERSION = "{BROKEN}"\ndef broken(:\n')
+    server = plain_server("gthread", warm=False)
+    upstream = urllib.parse.urlsplit(server.url()).netloc
+    port = free_port()
+    site = f"""
+server {{
+    listen 127.0.0.1:{port};
+    location / {{
+        proxy_pass http://{upstream};
+    }}
+}}
+"""
+    nginx = launch.nginx(site, port, ready="/")
+    direct = get(server.url("/"))
+    assert "SyntaxError" in direct.body, "a local client should see the details"
+    for headers in [{}, {"Host": "localhost"}, {"Accept": "text/html"}]:
+        resp = get(nginx.url("/"), headers=headers)
+        assert resp.status == 500
+        assert "SyntaxError" not in resp.body and BROKEN not in resp.body, resp.body
+        assert ERROR_PAGE.search(resp.body), resp.body

@@ -3,9 +3,10 @@ with code reloading on, so a `git pull` or an edit on the box is live at once.
 
     gunicorn -c gunicorn.conf.py --chdir /srv/demo/project
 
-Clients only ever talk to nginx. The reloader sees nginx's X-Forwarded-For header and so
-never shows them tracebacks: they get a short 500 page with an error id, and the traceback
-with the same id goes to this server's log.
+Clients only ever talk to nginx. The reloader sees nginx's X-Forwarded-For and X-Real-IP
+headers, and a unix socket peer rather than a loopback address, and so never shows them
+tracebacks: they get a short 500 page with an error id, and the traceback with the same id
+goes to this server's log.
 """
 
 # nginx connects here (see nginx.conf); no TCP port is exposed. gunicorn makes the socket
@@ -22,8 +23,9 @@ wsgi_app = "reloader.wsgi:application"
 raw_env = [
     "RELOADER_APP=demo.wsgi:application",
     "DJANGO_SETTINGS_MODULE=demo.settings",
-    # RELOADER_SHOW_ERRORS stays "auto": requests through nginx carry X-Forwarded-For, so
-    # they never get details. Never set it to 1 on a box that others can reach.
+    # RELOADER_SHOW_ERRORS stays "auto": requests through nginx carry X-Forwarded-For and
+    # come over the unix socket, so they never get details. Never set it to 1 on a box that
+    # others can reach.
 ]
 
 # A reload waits for in-flight requests this long.

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, MutableSet
 from pathlib import Path
 from typing import Any
 
+from ..log import describe_paths
 from ..watching import Pattern, Sources
 from ..watching.plan import split_glob
 
@@ -73,6 +74,10 @@ class DjangoBridge:
         self.extra_files: MutableSet[Path] = _ExtraFiles(sources)
         self.patterns: set[Pattern] = set()
         """What Django apps asked to watch; their changes go to `file_changed` first."""
+        self._offered: dict[Path, tuple[int, int, int]] = {}
+        """Each file handled without a restart, with the (inode, size, mtime) it had then: a
+        save reported twice (in two batches, or by the watcher and a refresh request) is
+        offered once."""
 
     def watch_dir(self, path: Path | str, glob: str) -> None:
         """Watch files matching `glob` under `path` (which may not exist yet)."""
@@ -89,7 +94,31 @@ class DjangoBridge:
         translation.get_language()  # connects the translation receivers when USE_I18N
         autoreload.autoreload_started.send(sender=self)
 
-    def handled(self, path: Path) -> bool:
+    def refresh(self, paths: set[Path]) -> set[Path]:
+        """Offer each changed file to `file_changed`, once per save; return the paths that need
+        no restart: those a receiver handled, and those in a declared directory that are gone
+        (an editor's temporary file, renamed over the one the user saved)."""
+        settled = set()
+        refreshed = set()
+        for path in paths:
+            try:
+                stat = path.stat()
+            except OSError:
+                if any(p.matches(path) for p in self.patterns):
+                    settled.add(path)
+                continue
+            signature = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            if self._offered.get(path) == signature:
+                settled.add(path)
+            elif self._handled(path):
+                self._offered[path] = signature
+                settled.add(path)
+                refreshed.add(path)
+        if refreshed:
+            logger.info("refreshed without a restart: %s", describe_paths(refreshed))
+        return settled
+
+    def _handled(self, path: Path) -> bool:
         """Send `file_changed` for `path`; True when a receiver took care of it."""
         from django.utils.autoreload import file_changed
 

@@ -8,5 +8,13 @@ from .base import STEP_MS, Monitor
 from .choice import choose_monitor
 from .native import NativeMonitor
 from .polling import PollingMonitor
+from .split import SplitMonitor
 
-__all__ = ["STEP_MS", "Monitor", "NativeMonitor", "PollingMonitor", "choose_monitor"]
+__all__ = [
+    "STEP_MS",
+    "Monitor",
+    "NativeMonitor",
+    "PollingMonitor",
+    "SplitMonitor",
+    "choose_monitor",
+]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import ClassVar, Protocol
@@ -51,15 +53,35 @@ class WatchfilesMonitor:
         """Milliseconds without a new event before a batch of changes is yielded: a save is
         seen one to two steps after its last event."""
 
+    def groups(self, directories: Collection[Path]) -> list[tuple[list[Path], bool]]:
+        """The directories to give each notifier, and whether it polls them."""
+        return [(list(directories), self.force_polling)]
+
     def watch(self, directories: Collection[Path], stop: StopSignal) -> Iterator[set[Path]]:
-        paths = [str(d) for d in directories]
-        with RustNotify(paths, False, self.force_polling, self.poll_delay_ms, False, True) as rust:
+        groups = [group for group in self.groups(directories) if group[0]]
+        groups = groups or [([], self.force_polling)]
+        # Each notifier collects its events in threads of its own; with several, each is
+        # asked in turn for at most one step, so none holds up another's events.
+        timeout_ms = TICK_MS if len(groups) == 1 else self.step_ms
+        with contextlib.ExitStack() as stack:
+            notifiers = [
+                stack.enter_context(
+                    RustNotify(
+                        [str(d) for d in dirs], False, polling, self.poll_delay_ms, False, True
+                    )
+                )
+                for dirs, polling in groups
+            ]
             yield set()
+            quiet_since = time.monotonic()
             while True:
-                result = rust.watch(self.debounce_ms, self.step_ms, TICK_MS, stop)
-                if result == "stop":
-                    return
-                if isinstance(result, str):  # a timeout (or a signal: not ours to handle)
-                    yield set()
-                else:
-                    yield {Path(path) for _change, path in result}
+                batch: set[Path] = set()
+                for rust in notifiers:
+                    result = rust.watch(self.debounce_ms, self.step_ms, timeout_ms, stop)
+                    if result == "stop":
+                        return
+                    if not isinstance(result, str):  # else a timeout (or a signal: not ours)
+                        batch.update(Path(path) for _change, path in result)
+                if batch or time.monotonic() - quiet_since >= TICK_MS / 1000:
+                    quiet_since = time.monotonic()
+                    yield batch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 __all__ = ["Restarter"]
@@ -11,7 +12,23 @@ class Restarter(Protocol):
     name: str
     """Names the server in log lines ("gunicorn worker", "mod_wsgi daemon process")."""
 
+    graceful_limit: float | None
+    """The server's own bound on a graceful stop of this process, in seconds (gunicorn's
+    `graceful_timeout`), or None where it has none we can read."""
+
+    def on_graceful_stop(self, begin: Callable[[], None]) -> None:
+        """Have `begin` called, in this process, as a graceful stop of it begins: one that
+        `restart()` asks for and, where the server lets us see them, the server's own (its
+        shutdown, warm mode's supervisor). Called once, at boot, from the main thread."""
+        ...
+
     def restart(self) -> None:
         """Make the server replace this process: stop taking requests, finish the running
         ones, exit. Called from the watcher thread; must not block for long."""
+        ...
+
+    def stopping(self) -> bool:
+        """Whether the server already told this process to stop. A `SystemExit` while the
+        application loads is then that stop (Ctrl-C during a worker's boot), not the
+        application failing to load."""
         ...

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["ExecRestarter", "forked_by_unknown_server"]
@@ -19,6 +20,10 @@ __all__ = ["ExecRestarter", "forked_by_unknown_server"]
 
 class ExecRestarter:
     name = "process"
+    graceful_limit: float | None = None
+
+    def on_graceful_stop(self, begin: Callable[[], None]) -> None:
+        pass  # exec stops nothing gracefully
 
     def restart(self) -> None:
         # Flush what print() buffered; exec discards the old process's memory.
@@ -26,6 +31,9 @@ class ExecRestarter:
             with contextlib.suppress(AttributeError, OSError, ValueError):
                 stream.flush()
         os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+    def stopping(self) -> bool:
+        return False  # a signal that stops a plain process does not pass through us
 
 
 def forked_by_unknown_server() -> str | None:

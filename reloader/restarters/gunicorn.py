@@ -9,6 +9,8 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Callable
+from types import FrameType
 from typing import Any, NoReturn
 
 __all__ = [
@@ -47,18 +49,52 @@ class GunicornRestarter:
 
     def __init__(self) -> None:
         self._worker = _serving_worker()
+        timeout = getattr(getattr(self._worker, "cfg", None), "graceful_timeout", None)
+        self.graceful_limit: float | None = (
+            float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else None
+        )
+
+    def on_graceful_stop(self, begin: Callable[[], None]) -> None:
+        """SIGTERM is gunicorn's graceful stop, whoever sends it (our restart, warm mode's
+        supervisor, the arbiter's own shutdown): run `begin` first, then gunicorn's handler."""
+        worker = self._worker
+        if worker is None:
+            return
+        original = worker.handle_exit
+
+        def handle_exit(signum: int, frame: FrameType | None) -> None:
+            begin()
+            original(signum, frame)
+
+        # On the instance, for an init_signals() still to come (a boot right after a
+        # --preload fork); and in place, where gunicorn installed its handler already.
+        worker.handle_exit = handle_exit
+        if signal.getsignal(signal.SIGTERM) == original:
+            signal.signal(signal.SIGTERM, handle_exit)
 
     def restart(self) -> None:
+        worker = self._worker
+        if worker is not None and signal.getsignal(signal.SIGTERM) != worker.handle_exit:
+            # Still booting in gunicorn's fork hook (--preload): SIGTERM would go to the
+            # arbiter's handler, inherited with the fork, which queues it for an arbiter loop
+            # that never runs here. The worker has not entered its serving loop yet, which
+            # runs only while `alive`: it returns at once and the worker exits cleanly.
+            worker.alive = False
+            return
         atexit.register(exit_without_teardown)
         os.kill(os.getpid(), signal.SIGTERM)
         # The gthread worker waits for events for up to a second and only then looks at
         # `alive`: wake it through its own queue so it stops taking requests now. (The sync
         # worker wakes on the signal itself.)
-        worker = self._worker
         defer = getattr(getattr(worker, "method_queue", None), "defer", None)
         if callable(defer):
             worker.alive = False
             defer(_nothing)
+
+    def stopping(self) -> bool:
+        # Every stop signal's handler (Worker.handle_exit, handle_quit) clears `alive` first;
+        # SIGINT and SIGQUIT then raise SystemExit wherever the worker was, even in an import.
+        return getattr(self._worker, "alive", True) is False
 
 
 def exit_without_teardown(code: int = 0) -> NoReturn:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 __all__ = ["ModWsgiRestarter", "mod_wsgi_mode"]
 
@@ -27,6 +28,19 @@ def mod_wsgi_mode() -> str | None:
 
 class ModWsgiRestarter:
     name = "mod_wsgi daemon process"
+    graceful_limit: float | None = None  # shutdown-timeout is not exposed to Python
+
+    def __init__(self) -> None:
+        self._begin: Callable[[], None] | None = None
+
+    def on_graceful_stop(self, begin: Callable[[], None]) -> None:
+        # Only our own stops: mod_wsgi handles its signals in C, out of Python's sight.
+        self._begin = begin
 
     def restart(self) -> None:
+        if self._begin is not None:
+            self._begin()
         os.kill(os.getpid(), signal.SIGINT)
+
+    def stopping(self) -> bool:
+        return False  # mod_wsgi stops its daemon processes without raising in Python

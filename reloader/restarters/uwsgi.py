@@ -88,13 +88,24 @@ def _serving_handler_installed() -> bool:
 
 class UwsgiRestarter:
     name = "uWSGI worker"
+    graceful_limit: float | None = None  # worker-reload-mercy is not exposed to Python
 
     def __init__(self) -> None:
         main = threading.main_thread().ident
         assert main is not None
         self._main = main
+        self._begin: Callable[[], None] | None = None
+
+    def on_graceful_stop(self, begin: Callable[[], None]) -> None:
+        # Only our own stops: uWSGI handles its signals in C.
+        self._begin = begin
+
+    def stopping(self) -> bool:
+        return False  # uWSGI's stop signals are handled in C, out of Python's sight
 
     def restart(self) -> None:
+        if self._begin is not None:
+            self._begin()
         if _serving_handler_installed():
             signal.pthread_kill(self._main, signal.SIGHUP)
         else:

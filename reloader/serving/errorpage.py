@@ -4,6 +4,8 @@ rest) and an error id for everyone else."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -32,17 +34,39 @@ footer{color:#666;font-size:13px;padding:0 28px 20px}
 """
 
 
+_STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
+
+SECURITY_HEADERS = (
+    # The page loads nothing (no script, image, font or style sheet from anywhere) and may not
+    # be framed: a page of another site cannot overlay it or read it through a frame.
+    (
+        "Content-Security-Policy",
+        f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; frame-ancestors 'none'; "
+        "base-uri 'none'; form-action 'none'",
+    ),
+    ("X-Frame-Options", "DENY"),
+    # Neither a browser's nor a proxy's cache may keep a page with source and settings.
+    ("Cache-Control", "no-store"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+)
+"""Sent with every page the wrapper serves, with or without details."""
+
+
 class ErrorApp:
     """Serves `failure` to every request."""
 
-    def __init__(self, failure: LoadFailure, policy: ShowErrors) -> None:
+    def __init__(
+        self, failure: LoadFailure, policy: ShowErrors, trusted_hosts: tuple[str, ...] = ()
+    ) -> None:
         self.failure = failure
         self.policy = policy
+        self.trusted_hosts = trusted_hosts
 
     def __call__(
         self, environ: Mapping[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
-        if not may_show_details(environ, self.policy):
+        if not may_show_details(environ, self.policy, self.trusted_hosts):
             content_type, body = "text/plain; charset=utf-8", self.opaque_text()
         elif "text/html" in str(environ.get("HTTP_ACCEPT", "")):
             content_type, body = "text/html; charset=utf-8", self.html()
@@ -54,7 +78,7 @@ class ErrorApp:
             [
                 ("Content-Type", content_type),
                 ("Content-Length", str(len(data))),
-                ("Cache-Control", "no-store"),
+                *SECURITY_HEADERS,
                 ("X-Reloader-Error-Id", self.failure.error_id),
             ],
         )

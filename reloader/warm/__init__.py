@@ -7,8 +7,11 @@ arbiter that already imported the third-party code they need.
   imported and watches, the arbiter's own files, refresh requests);
 - `preload.py`: importing, in the arbiter, the third-party modules the workers reported,
   rolling back any that fail or misbehave;
+- `django_setup.py`, `opened.py`, `footprint.py`: `django.setup()` in the arbiter, the files
+  it reads meanwhile, and the check that it hands nothing unsafe down to a fork;
 - `supervisor.py`: the one watcher process, which restarts the workers, asks them to refresh
   (Django templates and translations) or has the arbiter re-exec itself;
+- `reexec.py`: replacing the arbiter's image, once a trial shows the new one starts;
 - `arbiter.py` and `worker.py`: the two sides of it inside gunicorn.
 """
 

@@ -17,8 +17,10 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from .footprint import Footprint
+from .opened import recording_opens
 from .rundir import Report
 
 __all__ = ["DjangoSetup", "SetupProblem"]
@@ -71,6 +73,8 @@ class DjangoSetup:
         self.enabled = enabled
         self.settings_module: str | None = None
         """What setup ran with; None until it ran."""
+        self.opened: frozenset[Path] = frozenset()
+        """The project's files setup read (`.env`, config files): the arbiter holds them."""
 
     def due(self, reports: list[Report]) -> Report | None:
         """A report to set up from, when every worker runs the same Django project and loaded
@@ -99,22 +103,25 @@ class DjangoSetup:
         footprint = Footprint()
         # A LOGGING with disable_existing_loggers would silence gunicorn's own loggers here.
         disabled = {logger: logger.disabled for logger in _all_loggers()}
-        # Only for setup: the workers' WSGI file sets it (or chooses another) itself.
-        previous = os.environ.get(SETTINGS_ENV)
+        # Setup sees the environment the worker's WSGI file made (what `load_dotenv()` or
+        # `os.environ.setdefault(...)` set there before get_wsgi_application()), and only
+        # setup does: each worker's WSGI file makes it again, as in per-worker mode.
+        previous = dict(os.environ)
+        os.environ.update(report.environ)
         os.environ[SETTINGS_ENV] = report.django_settings
         try:
-            import django
+            with recording_opens() as opened:
+                import django
 
-            django.setup(set_prefix=False)  # as get_wsgi_application() does
+                django.setup(set_prefix=False)  # as get_wsgi_application() does
         except BaseException as exc:
             return SetupProblem(f"{type(exc).__name__}: {exc}", raised=True)
         finally:
-            if previous is None:
-                del os.environ[SETTINGS_ENV]
-            else:
-                os.environ[SETTINGS_ENV] = previous
+            os.environ.clear()
+            os.environ.update(previous)
             for logger, was in disabled.items():
                 logger.disabled = was
+        self.opened = frozenset(opened)
         connected = _connected_databases()
         grown = footprint.grown(allowed_fds=_log_file_fds())
         if connected:

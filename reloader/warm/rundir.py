@@ -15,14 +15,17 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["ENV", "REEXEC", "WARM_UP", "Report", "RunDir"]
+from ..settings import RUN_DIR_VARIABLE
+
+__all__ = ["ENV", "Report", "RunDir"]
 
 REFRESH = "refresh.json"
-TO_ARBITER = "arbiter-request"
-"""What the supervisor's latest signal to the arbiter asks for (no .json: not a report)."""
-WARM_UP, REEXEC = "warm-up", "re-exec"
+REEXEC = "reexec-request"
+"""Present while the supervisor wants the arbiter to re-exec (no .json: not a report). A file
+of its own, so a warm-up asked for meanwhile cannot overwrite it: every signal to the arbiter
+means 'warm up', and 're-exec' too while this file exists."""
 
-ENV = "RELOADER_RUN_DIR"
+ENV = RUN_DIR_VARIABLE
 """Set by the arbiter for its workers: its presence means 'the arbiter watches for you'."""
 
 
@@ -49,6 +52,14 @@ class Report:
     """DJANGO_SETTINGS_MODULE of a worker serving a Django project, else empty."""
     sys_path: list[str] = field(default_factory=list)
     """The worker's `sys.path` once loaded: where the arbiter finds the project."""
+    extra_files: list[str] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)
+    polling: bool = False
+    """The worker's `extra_files`, `ignore` and `polling` options, which `wrap()` may have
+    given it rather than the environment the supervisor and the arbiter read."""
+    environ: dict[str, str] = field(default_factory=dict)
+    """The worker's environment once loaded: what its WSGI file set before Django's setup
+    (`load_dotenv()`, `os.environ.setdefault(...)`), which the arbiter's setup must see."""
 
 
 class RunDir:
@@ -58,6 +69,14 @@ class RunDir:
     @classmethod
     def create(cls) -> RunDir:
         return cls(Path(tempfile.mkdtemp(prefix="reloader-")))
+
+    def recreate(self) -> bool:
+        """Make the directory again if something removed it (a temp cleaner); True if so."""
+        try:
+            self.path.mkdir(mode=0o700)
+        except FileExistsError:
+            return False
+        return True
 
     def _write(self, name: str, data: object) -> None:
         fd, temp = tempfile.mkstemp(dir=self.path, prefix=".tmp-")
@@ -93,35 +112,35 @@ class RunDir:
         data = self._read(name)
         if not isinstance(data, dict):
             return None
-        return Report(
-            pid=int(data.get("pid", 0)),
-            started_ns=int(data.get("started_ns", 0)),
-            files=list(data.get("files", [])),
-            patterns=_triples(data.get("patterns", [])),
-            refresh_patterns=_triples(data.get("refresh_patterns", [])),
-            modules=list(data.get("modules", [])),
-            loaded=bool(data.get("loaded", True)),
-            django_settings=str(data.get("django_settings", "")),
-            sys_path=list(data.get("sys_path", [])),
-        )
+        try:
+            return _parse_report(data)
+        except (TypeError, ValueError):
+            return None  # not ours, or damaged: as good as no report
 
     def report_times(self) -> dict[str, int]:
         """Each report's name and modification time: cheaper than reading them, to tell
         whether any was written since."""
-        times = {}
-        for entry in os.scandir(self.path):
+        times: dict[str, int] = {}
+        try:
+            entries = list(os.scandir(self.path))
+        except FileNotFoundError:
+            return times  # removed under us: the arbiter makes it again
+        for entry in entries:
             if entry.name.endswith(".json") and entry.name != REFRESH:
                 with contextlib.suppress(FileNotFoundError):
                     times[entry.name] = entry.stat().st_mtime_ns
         return times
 
-    def request_to_arbiter(self, action: str) -> None:
-        """`WARM_UP` or `REEXEC`, read by the arbiter when the signal that follows arrives."""
-        self._write(TO_ARBITER, action)
+    def request_reexec(self) -> None:
+        self._write(REEXEC, True)
 
-    def arbiter_request(self) -> str:
-        request = self._read(TO_ARBITER)
-        return request if isinstance(request, str) else REEXEC
+    def take_reexec_request(self) -> bool:
+        """Whether a re-exec was asked for since the last call."""
+        try:
+            (self.path / REEXEC).unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     def request_refresh(self, paths: list[str]) -> None:
         self._write(REFRESH, paths)
@@ -131,7 +150,34 @@ class RunDir:
         return [str(p) for p in data] if isinstance(data, list) else []
 
 
-def _triples(entries: object) -> list[tuple[str, str, bool]]:
+def _parse_report(data: dict[str, object]) -> Report:
+    environ = data.get("environ", {})
+    return Report(
+        pid=int(data.get("pid", 0)),  # type: ignore[call-overload]
+        started_ns=int(data.get("started_ns", 0)),  # type: ignore[call-overload]
+        files=[str(f) for f in _list(data.get("files", []))],
+        patterns=_triples(data.get("patterns", [])),
+        refresh_patterns=_triples(data.get("refresh_patterns", [])),
+        modules=[str(m) for m in _list(data.get("modules", []))],
+        loaded=bool(data.get("loaded", True)),
+        django_settings=str(data.get("django_settings", "")),
+        sys_path=[str(p) for p in _list(data.get("sys_path", []))],
+        extra_files=[str(e) for e in _list(data.get("extra_files", []))],
+        ignore=[str(g) for g in _list(data.get("ignore", []))],
+        polling=bool(data.get("polling", False)),
+        environ={str(k): str(v) for k, v in environ.items()} if isinstance(environ, dict) else {},
+    )
+
+
+def _list(entries: object) -> list[object]:
     if not isinstance(entries, list):
-        return []
-    return [(str(d), str(g), bool(r)) for d, g, r in entries]
+        raise ValueError(f"not a list: {entries!r}")
+    return entries
+
+
+def _triples(entries: object) -> list[tuple[str, str, bool]]:
+    triples = []
+    for entry in _list(entries):
+        directory, glob, recursive = _list(entry)
+        triples.append((str(directory), str(glob), bool(recursive)))
+    return triples

@@ -28,16 +28,16 @@ from ..bytecode import discard_bytecode, stale_bytecode
 from ..log import describe_paths
 from ..watcher import STALE_BYTECODE_NS
 from ..watching import Pattern, WatchPlan
-from ..watching.plan import mtime_ns, saved_after
-from .rundir import REEXEC, REFRESH, WARM_UP, Report, RunDir
+from ..watching.plan import change_ns, saved_after
+from .rundir import REEXEC, REFRESH, Report, RunDir
 
 __all__ = ["SIGNAL", "ReportedSources", "Supervisor"]
 
 logger = logging.getLogger("reloader")
 
 SIGNAL = signal.SIGURG
-"""To the arbiter: do what the run directory's request says (re-exec, or import what the
-workers reported). To a worker: offer the paths of the refresh request to Django. Ignored by
+"""To the arbiter: import what the workers reported, and re-exec if the run directory asks
+for it. To a worker: offer the paths of the refresh request to Django. Ignored by
 default and unused by gunicorn, so a stray one harms nothing."""
 
 
@@ -45,15 +45,19 @@ def _patterns(entries: list[tuple[str, str, bool]]) -> set[Pattern]:
     return {Pattern(Path(d), glob, bool(recursive)) for d, glob, recursive in entries}
 
 
+def _key(report: Report) -> tuple[int, int]:
+    return report.pid, report.started_ns
+
+
 def _saved_since(files: AbstractSet[Path], started_ns: int) -> set[Path]:
     """Of `files` imported by a process that began importing at `started_ns`, those saved
     since (or whose bytecode is older than their source): it holds stale code."""
     if not started_ns:
         return set()
-    mtimes = {f: mtime_ns(f) for f in files}
-    late = saved_after(mtimes, started_ns)
+    changes = {f: change_ns(f) for f in files}
+    late = saved_after(changes, started_ns)
     recent = started_ns - STALE_BYTECODE_NS
-    return late | stale_bytecode(f for f, mtime in mtimes.items() if mtime > recent)
+    return late | stale_bytecode(f for f, changed in changes.items() if changed > recent)
 
 
 class ReportedSources:
@@ -64,9 +68,14 @@ class ReportedSources:
         self.generation = 0
         self.workers: list[Report] = []
         self.arbiter_files: frozenset[Path] = frozenset()
+        self.arbiter_patterns: frozenset[Pattern] = frozenset()
+        """The user's extra files given as globs, once the arbiter holds Django's settings."""
         self.arbiter_started_ns = 0
         """When the arbiter began the imports its latest report added."""
         self.refresh_patterns: frozenset[Pattern] = frozenset()
+        self.ignore: frozenset[str] = frozenset()
+        self.polling = False
+        """The workers' own options (see `Report.ignore`)."""
         self._times: dict[str, int] = {}
         self.reread()
 
@@ -75,10 +84,13 @@ class ReportedSources:
         self.workers = list(self.run.reports("worker"))
         arbiter = next(iter(self.run.reports("arbiter")), Report(pid=0))
         self.arbiter_files = frozenset(Path(f) for f in arbiter.files)
+        self.arbiter_patterns = frozenset(_patterns(arbiter.patterns))
         self.arbiter_started_ns = arbiter.started_ns
         self.refresh_patterns = frozenset(
             p for report in self.workers for p in _patterns(report.refresh_patterns)
         )
+        self.ignore = frozenset(g for report in self.workers for g in report.ignore)
+        self.polling = any(report.polling for report in self.workers)
         self.generation += 1
 
     def behind(self) -> bool:
@@ -90,14 +102,18 @@ class ReportedSources:
 
     def plan(self) -> WatchPlan:
         files = set(self.arbiter_files)
-        patterns = {Pattern(self.run.path, "*.json")} | set(self.refresh_patterns)
+        patterns = {Pattern(self.run.path, "*.json")} | self.refresh_patterns
+        patterns |= self.arbiter_patterns
         for report in self.workers:
             files.update(Path(f) for f in report.files)
             patterns |= _patterns(report.patterns)
         return WatchPlan(frozenset(files), frozenset(patterns))
 
     def is_report(self, path: Path) -> bool:
-        return path.parent == self.run.path and path.name != REFRESH
+        return path.parent == self.run.path and path.name not in (REFRESH, REEXEC)
+
+    def held_by_arbiter(self, path: Path) -> bool:
+        return path in self.arbiter_files or any(p.matches(path) for p in self.arbiter_patterns)
 
 
 class Supervisor:
@@ -105,13 +121,17 @@ class Supervisor:
         self.run = run
         self.arbiter_pid = arbiter_pid
         self.sources = ReportedSources(run)
-        self.stopping: set[int] = set()
-        """Workers already told to stop: a burst of changes stops each once."""
+        self.stopping: set[tuple[int, int]] = set()
+        """Workers (pid, started_ns) already told to stop: a burst of changes stops each
+        once. With the start time, a new worker that gets a stopped one's pid is not taken
+        for it."""
         self.offered: set[str] = set()
         """Modules the arbiter was asked to import ahead of the next fork."""
 
     def changed(self, paths: set[Path]) -> bool:
-        """The watcher's callback; True when this process is done (the arbiter re-execs)."""
+        """The watcher's callback. It never ends watching: after asking for a re-exec this
+        process watches on until the arbiter stops it, since the arbiter may find the new
+        image broken and serve on."""
         reports = {p for p in paths if self.sources.is_report(p)}
         paths -= reports | {p for p in paths if p.parent == self.run.path}
         # A worker serves right after its report; a save after that must stop it too, even
@@ -120,6 +140,7 @@ class Supervisor:
             known = {r.pid for r in self.sources.workers}
             held = self.sources.arbiter_files
             self.sources.reread()
+            self.stopping &= {_key(r) for r in self.sources.workers}  # exited: forget them
             # Imported by the arbiter while being saved: as stale as a change seen later.
             paths |= _saved_since(
                 self.sources.arbiter_files - held, self.sources.arbiter_started_ns
@@ -128,41 +149,43 @@ class Supervisor:
             self._offer_modules()
         if not paths:
             return False
-        if paths & self.sources.arbiter_files:
+        if any(self.sources.held_by_arbiter(p) for p in paths):
             logger.info("re-executing the arbiter: changed %s", describe_paths(paths))
             discard_bytecode(paths)
-            self.run.request_to_arbiter(REEXEC)
+            self.run.request_reexec()
             self._signal([self.arbiter_pid], SIGNAL)
-            return True
+            return False
         refresh = {p for p in paths if p.suffix != ".py" and self._declared(p)}
         if refresh:
             self.run.request_refresh(sorted(str(p) for p in refresh))
             self._signal([r.pid for r in self.sources.workers], SIGNAL)
         restart = paths - refresh
         if restart:
-            changed_ns = max((mtime_ns(p) for p in restart), default=0) or time.time_ns()
-            # A worker forked after the last save imported the new code already.
+            # An event means 'changed', whatever date the file bears (see `change_ns`); the
+            # time only spares a worker forked after the last change: it has the new code.
+            now = time.time_ns()
+            changed_ns = max(change_ns(p) or now for p in restart)
             stale = [
-                r.pid
+                r
                 for r in self.sources.workers
-                if r.started_ns < changed_ns and r.pid not in self.stopping
+                if r.started_ns < changed_ns and _key(r) not in self.stopping
             ]
             if stale:
                 discard_bytecode(restart)
                 logger.info(
                     "restarting workers %s: changed %s",
-                    ", ".join(map(str, stale)),
+                    ", ".join(str(r.pid) for r in stale),
                     describe_paths(restart),
                 )
-                self._signal(stale, signal.SIGTERM)
-                self.stopping.update(stale)
+                self._signal([r.pid for r in stale], signal.SIGTERM)
+                self.stopping.update(_key(r) for r in stale)
         return False
 
     def _stop_late_starters(self, known: set[int]) -> None:
         """A worker that reports for the first time may have imported a file saved while it
         was starting, before its report let us watch for it: stop it too."""
         for report in self.sources.workers:
-            if report.pid in known or report.pid in self.stopping:
+            if report.pid in known or _key(report) in self.stopping:
                 continue
             late = _saved_since({Path(f) for f in report.files}, report.started_ns)
             if late:
@@ -173,7 +196,7 @@ class Supervisor:
                     describe_paths(late),
                 )
                 self._signal([report.pid], signal.SIGTERM)
-                self.stopping.add(report.pid)
+                self.stopping.add(_key(report))
 
     def _offer_modules(self) -> None:
         """Have the arbiter import what the workers reported now, while it idles, rather than
@@ -181,7 +204,6 @@ class Supervisor:
         modules = {name for report in self.sources.workers for name in report.modules}
         if modules - self.offered:
             self.offered |= modules
-            self.run.request_to_arbiter(WARM_UP)
             self._signal([self.arbiter_pid], SIGNAL)
 
     def _declared(self, path: Path) -> bool:

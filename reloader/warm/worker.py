@@ -4,12 +4,16 @@ to the run directory, and applies refresh requests from the supervisor."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from ..integrations.django import django_ready
 from ..restarters.gunicorn import in_gunicorn_worker
@@ -18,7 +22,9 @@ from ..watching.sources import is_third_party, module_file
 from .rundir import ENV, Report, RunDir
 from .supervisor import SIGNAL
 
-__all__ = ["Reporter", "after_request", "managed_run_dir"]
+__all__ = ["Reporter", "after_request", "environ_at_django_setup", "managed_run_dir"]
+
+logger = logging.getLogger("reloader")
 
 _current: Reporter | None = None
 
@@ -31,21 +37,64 @@ def managed_run_dir() -> RunDir | None:
     return RunDir(Path(path))
 
 
+@contextlib.contextmanager
+def environ_at_django_setup() -> Iterator[dict[str, str]]:
+    """Fill the dict yielded with the environment as it is when `django.setup()` starts
+    inside the block: what the WSGI file set before (`load_dotenv()`, `setdefault`), without
+    what the settings set themselves, which the arbiter's setup must be free to set anew."""
+    environ: dict[str, str] = {}
+    if importlib.util.find_spec("django") is None:
+        yield environ
+        return
+    import django
+
+    original = django.setup
+
+    def setup(*args: Any, **kwargs: Any) -> None:
+        if not environ:
+            environ.update(os.environ)
+        original(*args, **kwargs)
+
+    django.setup = setup  # get_wsgi_application() looks it up at each call
+    try:
+        yield environ
+    finally:
+        django.setup = original
+
+
 def _triples(patterns: set[Pattern]) -> list[tuple[str, str, bool]]:
     return sorted((str(p.directory), p.glob, p.recursive) for p in patterns)
 
 
 class Reporter:
-    def __init__(self, run: RunDir, sources: Sources, started_ns: int, loaded: bool) -> None:
+    def __init__(
+        self,
+        run: RunDir,
+        sources: Sources,
+        started_ns: int,
+        loaded: bool,
+        environ: dict[str, str],
+    ) -> None:
         self.run = run
+        self.environ = environ
         self.sources = sources
         self.started_ns = started_ns
         self.loaded = loaded
         self.refresh_patterns: set[Pattern] = set()
+        self.extra_files: tuple[str, ...] = ()
+        self.ignore: tuple[str, ...] = ()
+        self.polling = False
+        # gthread's threads report after requests at once: the report written last must be
+        # the one that saw the most, or a module imported meanwhile is never watched.
+        self._lock = threading.Lock()
 
     def report(self) -> None:
         global _current
         _current = self
+        with self._lock:
+            self._report()
+
+    def _report(self) -> None:
         plan = self.sources.plan()
         modules = [
             name
@@ -64,10 +113,19 @@ class Reporter:
             loaded=self.loaded,
             django_settings=os.environ.get("DJANGO_SETTINGS_MODULE", "") if django_ready() else "",
             sys_path=list(sys.path),
+            extra_files=list(self.extra_files),
+            ignore=list(self.ignore),
+            polling=self.polling,
+            environ=self.environ,
         )
-        # Gone when the arbiter re-executes while this worker finishes its last requests.
-        with contextlib.suppress(FileNotFoundError):
+        try:
             self.run.write_report("worker", report)
+        except FileNotFoundError:
+            pass  # gone when the arbiter re-executes while this worker finishes its requests
+        except OSError as exc:
+            # Serving matters more than this report; the arbiter replaces a removed run
+            # directory and restarts the workers.
+            logger.error("worker %d cannot report what to watch: %s", os.getpid(), exc)
 
     def listen(self, on_changes: Callable[[set[Path]], bool]) -> None:
         """Apply the supervisor's refresh requests with `on_changes`, as a watcher would."""

@@ -18,11 +18,9 @@ from pathlib import Path
 from types import ModuleType
 
 from ..threads import allocate_lock
-from .plan import Pattern, WatchPlan, mtime_ns, saved_after, split_glob
+from .plan import GLOB_CHARS, Pattern, WatchPlan, change_ns, split_glob
 
 __all__ = ["Sources", "is_third_party", "module_file", "third_party_roots"]
-
-_GLOB_CHARS = frozenset("*?[")
 
 LOADING_RESCAN_SECONDS = 2.0
 """While the application imports, how often the plan follows the new modules (so that a
@@ -101,13 +99,17 @@ class Sources:
         path = Path(entry).expanduser()
         if not path.is_absolute():
             path = self.cwd / path
-        if _GLOB_CHARS.isdisjoint(entry):
+        if GLOB_CHARS.isdisjoint(entry):
             self.add_files([path])
             return
-        # The part before the first wildcard is the directory to watch from.
-        parts = path.parts
-        first = next(i for i, part in enumerate(parts) if not _GLOB_CHARS.isdisjoint(part))
-        self.add_pattern(Path(*parts[:first]), "/".join(parts[first:]))
+        # `split_glob` watches from the last directory before the first wildcard.
+        self.add_pattern(Path(path.anchor), path.relative_to(path.anchor).as_posix())
+
+    def declared(self) -> tuple[frozenset[Path], frozenset[Pattern]]:
+        """The files and patterns added explicitly (the user's extra files...), without the
+        modules: what the warm arbiter holds when its settings read them."""
+        with self._lock:
+            return frozenset(self._files), frozenset(self._patterns)
 
     def add_files(self, files: Iterable[Path]) -> None:
         with self._lock:
@@ -137,10 +139,9 @@ class Sources:
             return False
         return not self.loading or time.monotonic() - self._scanned_at >= LOADING_RESCAN_SECONDS
 
-    def saved_since(self, started_ns: int) -> set[Path]:
-        """Files of the plan saved after `started_ns` (`time.time_ns()`) and not in the future:
-        a process that began loading then may hold their old or their new code."""
-        return saved_after({path: mtime_ns(path) for path in self.plan().files}, started_ns)
+    def changes(self) -> dict[Path, int]:
+        """When each file of the plan last changed (`change_ns`)."""
+        return {path: change_ns(path) for path in self.plan().files}
 
     def plan(self) -> WatchPlan:
         module_files = self._scan_modules()

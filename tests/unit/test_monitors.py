@@ -4,21 +4,61 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reloader.monitors import NativeMonitor, PollingMonitor, choose_monitor
-from reloader.monitors.native import unreliable_filesystem
+from reloader.monitors import NativeMonitor, PollingMonitor, SplitMonitor, choose_monitor
+from reloader.monitors.native import parse_mounts, unreliable_directories
 from reloader.threads import StopFlag
 
+MOUNTS = (
+    "/dev/vda / ext4 rw 0 0\n"
+    "server:/export /home/dev/nfs nfs4 rw 0 0\n"
+    "grpcfuse /project fuse.grpcfuse rw 0 0\n"
+    "share /media/my\\040share vboxsf rw 0 0\n"
+)
 
-def test_network_and_vm_mounts_make_it_poll(tmp_path: Path) -> None:
+
+def test_mount_table_longest_point_first_and_unescaped() -> None:
+    assert parse_mounts(MOUNTS) == [
+        ("/media/my share", "vboxsf"),
+        ("/home/dev/nfs", "nfs4"),
+        ("/project", "fuse.grpcfuse"),
+        ("/", "ext4"),
+    ]
+
+
+def test_network_and_vm_mounts_are_found_per_directory(tmp_path: Path) -> None:
     mounts = tmp_path / "mounts"
-    mounts.write_text(
-        "/dev/vda / ext4 rw 0 0\n"
-        "server:/export /home/dev/nfs nfs4 rw 0 0\n"
-        "grpcfuse /project fuse.grpcfuse rw 0 0\n"
-    )
-    assert unreliable_filesystem([Path("/srv/app")], str(mounts)) is None
-    assert "nfs4" in (unreliable_filesystem([Path("/home/dev/nfs/app")], str(mounts)) or "")
-    assert "fuse" in (unreliable_filesystem([Path("/project/app")], str(mounts)) or "")
+    mounts.write_text(MOUNTS)
+    dirs = [Path("/srv/app"), Path("/home/dev/nfs/app"), Path("/project/app")]
+    dirs += [Path("/media/my share/x"), Path("/home/dev/nfsother")]
+    assert unreliable_directories(dirs, str(mounts)) == {
+        Path("/home/dev/nfs/app"): "nfs4",
+        Path("/project/app"): "fuse.grpcfuse",
+        Path("/media/my share/x"): "vboxsf",
+    }
+
+
+def test_a_symlink_onto_a_network_mount_is_resolved_first(tmp_path: Path) -> None:
+    real = tmp_path / "export" / "project"
+    real.mkdir(parents=True)
+    link = tmp_path / "project"
+    link.symlink_to(real)
+    mounts = tmp_path / "mounts"
+    mounts.write_text(f"/dev/vda / ext4 rw 0 0\nserver:/x {tmp_path / 'export'} nfs rw 0 0\n")
+    assert unreliable_directories([link], str(mounts)) == {link: "nfs"}
+
+
+def test_only_the_directories_on_a_network_mount_are_polled(tmp_path: Path) -> None:
+    mounts = tmp_path / "mounts"
+    mounts.write_text(MOUNTS)
+    nfs, local = Path("/home/dev/nfs/app"), Path("/usr/lib/python3/site-packages/django")
+    monitor, reason = choose_monitor(False, [nfs, local], mounts=str(mounts))
+    assert isinstance(monitor, SplitMonitor)
+    assert monitor.groups([nfs, local]) == [([local], False), ([nfs], True)]
+    assert reason == "/home/dev/nfs/app is on nfs4; the rest by kernel events"
+    monitor, reason = choose_monitor(False, [nfs], mounts=str(mounts))
+    assert isinstance(monitor, PollingMonitor) and reason == "/home/dev/nfs/app is on nfs4"
+    monitor, reason = choose_monitor(False, [local], mounts=str(mounts))
+    assert isinstance(monitor, NativeMonitor) and reason is None
 
 
 def test_forced_polling() -> None:
@@ -44,3 +84,27 @@ def test_native_monitor_sees_an_atomic_save(tmp_path: Path) -> None:
     stop.set()
     batches.close()
     assert target in seen
+
+
+def test_split_monitor_sees_saves_in_native_and_polled_directories(tmp_path: Path) -> None:
+    native, polled = tmp_path / "native", tmp_path / "polled"
+    targets = []
+    for directory in (native, polled):
+        directory.mkdir()
+        targets.append(directory / "views.py")
+        targets[-1].write_text("v = 1\n")
+    stop = StopFlag()
+    seen: set[Path] = set()
+    batches = SplitMonitor([polled]).watch([native, polled], stop)
+    next(batches)  # the watches are in place
+    # A poller takes its first look in a thread of its own, maybe after a save made at once:
+    # save again, with another size each time, until both saves were seen.
+    for count in range(40):  # 40 ticks of 250 ms at most
+        for target in set(targets) - seen:
+            target.write_text(f"v = {count + 2}\n" + " " * count)
+        seen |= next(batches)
+        if set(targets) <= seen:
+            break
+    stop.set()
+    batches.close()
+    assert set(targets) <= seen

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import select
+import subprocess
 import threading
 from pathlib import Path
+from typing import IO
 
 from reloader.warm.django_setup import DjangoSetup
 from reloader.warm.footprint import Footprint
 from reloader.warm.rundir import Report, RunDir
+from reloader.warm.supervisor import Supervisor
 
 
 def _report(pid: int, settings: str = "mysite.settings", loaded: bool = True) -> Report:
@@ -70,3 +74,37 @@ def test_reports_round_trip(tmp_path: Path) -> None:
     assert list(run.reports("worker")) == [report]
     run.remove_worker(7)
     assert run.worker_report(7) is None
+
+
+def _next_line(stream: IO[str], timeout: float = 10.0) -> str:
+    """The next line, or "" if none comes within `timeout` (a signal never sent)."""
+    ready, _, _ = select.select([stream], [], [], timeout)
+    return stream.readline() if ready else ""
+
+
+TRAP_TERM = "trap 'echo term' TERM; echo ready; while :; do sleep 0.05; done"
+
+
+def test_a_reused_pid_is_restarted_again(tmp_path: Path) -> None:
+    """The supervisor forgets a worker it stopped once its report is gone: a new worker that
+    gets the same pid (reported with its own start time) is restarted on the next change."""
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    source = tmp_path / "views.py"
+    source.write_text("A = 1\n")
+    # A real process standing for the worker; it survives SIGTERM and says it got one.
+    worker = subprocess.Popen(["sh", "-c", TRAP_TERM], stdout=subprocess.PIPE, text=True)
+    assert worker.stdout is not None
+    try:
+        assert _next_line(worker.stdout) == "ready\n"
+        supervisor = Supervisor(run, arbiter_pid=os.getpid())
+        for started_ns in (1, 2):  # the second report: same pid, a new worker
+            run.remove_worker(worker.pid)
+            run.write_report("worker", Report(pid=worker.pid, started_ns=started_ns))
+            report_path = run.path / f"worker-{worker.pid}.json"
+            source.write_text(f"A = {started_ns + 1}\n")
+            supervisor.changed({report_path, source})
+            assert _next_line(worker.stdout) == "term\n", f"round {started_ns}: no SIGTERM"
+    finally:
+        worker.kill()
+        worker.wait()

@@ -20,10 +20,43 @@ from reloader.watching.sources import failure_files
         ("config/*.toml", Pattern(Path("/p/config"), "*.toml")),
         ("templates/**/*.html", Pattern(Path("/p/templates"), "*.html", recursive=True)),
         ("*.py", Pattern(Path("/p"), "*.py")),
+        ("src/**", Pattern(Path("/p/src"), "**", recursive=True)),
+        ("config/*/x.toml", Pattern(Path("/p/config"), "*/x.toml", recursive=True)),
+        ("a/**/b/*.py", Pattern(Path("/p/a"), "**/b/*.py", recursive=True)),
+        ("settings.toml", Pattern(Path("/p"), "settings.toml")),
     ],
 )
 def test_split_glob(glob: str, expected: Pattern) -> None:
     assert split_glob(Path("/p"), glob) == expected
+
+
+@pytest.mark.parametrize(
+    ("glob", "path", "matches"),
+    [
+        ("src/**", "src/app/deep/views.py", True),
+        ("src/**", "src/top.py", True),
+        ("src/**", "other/top.py", False),
+        ("config/*/x.toml", "config/dev/x.toml", True),
+        ("config/*/x.toml", "config/x.toml", False),
+        ("config/*/x.toml", "config/dev/deeper/x.toml", False),
+        ("config/*/x.toml", "config/dev/y.toml", False),
+        ("a/**/b/*.py", "a/b/m.py", True),
+        ("a/**/b/*.py", "a/1/2/b/m.py", True),
+        ("a/**/b/*.py", "a/1/2/c/m.py", False),
+        ("c?nf/*.toml", "conf/db.toml", True),
+    ],
+)
+def test_globs_match_part_by_part(glob: str, path: str, matches: bool) -> None:
+    assert split_glob(Path("/p"), glob).matches(Path("/p") / path) is matches
+
+
+def test_a_wildcard_directory_watches_only_the_levels_it_needs(tmp_path: Path) -> None:
+    for sub in ("config/dev/deeper", "config/prod"):
+        (tmp_path / sub).mkdir(parents=True)
+    shallow = set(split_glob(tmp_path, "config/*/x.toml").directories())
+    assert shallow == {tmp_path / "config", tmp_path / "config/dev", tmp_path / "config/prod"}
+    deep = set(split_glob(tmp_path, "config/**").directories())
+    assert tmp_path / "config/dev/deeper" in deep
 
 
 def test_plan_matches_exact_files_and_patterns() -> None:
@@ -64,8 +97,10 @@ def test_filter_keeps_sources_and_applies_user_globs(tmp_path: Path) -> None:
 
 def test_sources_cover_imported_modules_extras_and_project_python_files(tmp_path: Path) -> None:
     (tmp_path / "config").mkdir()
-    sources = Sources([".env", "config/*.toml"], cwd=tmp_path)
+    sources = Sources([".env", "config/*.toml", "conf*/*/x.toml", "src/**"], cwd=tmp_path)
     plan = sources.plan()
+    assert plan.matches(tmp_path / "config" / "dev" / "x.toml")
+    assert plan.matches(tmp_path / "src" / "app" / "models.py")
     assert Path(__file__).absolute() in plan.files  # this test module is imported
     assert tmp_path / ".env" in plan.files
     assert plan.matches(tmp_path / "config" / "db.toml")

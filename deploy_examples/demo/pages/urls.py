@@ -11,4 +11,5 @@ urlpatterns = [
     path("translate/", views.translate),
     path("lazy/", views.lazy),
     path("slow/", views.slow),
+    path("stream/", views.stream),
 ]

@@ -2,15 +2,16 @@ import importlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import translation
 
 from . import models
 from .version import VERSION
 
-PAGES = ["version", "models-version", "hello", "print", "translate", "lazy", "slow"]
+PAGES = ["version", "models-version", "hello", "print", "translate", "lazy", "slow", "stream"]
 
 
 def text(body: str) -> HttpResponse:
@@ -33,7 +34,7 @@ def models_version(request: HttpRequest) -> HttpResponse:
 
 
 def hello(request: HttpRequest) -> HttpResponse:
-    return render(request, "pages/hello.html", {"pid": os.getpid()})
+    return render(request, "pages/hello.html", {"pid": os.getpid(), "version": VERSION})
 
 
 def print_view(request: HttpRequest) -> HttpResponse:
@@ -60,3 +61,22 @@ def slow(request: HttpRequest) -> HttpResponse:
     sys.stderr.flush()
     time.sleep(seconds)
     return text(f"slept {seconds} {VERSION} pid={os.getpid()}")
+
+
+def stream(request: HttpRequest) -> StreamingHttpResponse:
+    """Server-sent events that never end by themselves, as a live-reload or chat stream."""
+    pid = os.getpid()
+
+    def ticks() -> Iterator[bytes]:
+        try:
+            n = 0
+            while True:
+                yield f"data: tick {n} {VERSION} pid={pid}\n\n".encode()
+                n += 1
+                time.sleep(0.5)
+        finally:
+            # Runs when the server closes the response: the client is gone, or a reload
+            # ended the stream.
+            print(f"STREAM-CLOSED pid={pid}")
+
+    return StreamingHttpResponse(ticks(), content_type="text/event-stream")

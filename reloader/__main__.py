@@ -1,0 +1,5 @@
+"""`python -m reloader`: see reloader.cli."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,227 @@
+"""The requests a serving process is answering, and how it stops with them in flight.
+
+A worker that stops for a reload finishes its requests first, and that is right for an
+ordinary response. An endless one (server-sent events, django-browser-reload's stream, a long
+poll) never finishes: the server waits for its graceful timeout, serving nothing new, and the
+browser tab that holds the stream hears of the restart only then. So, once a stop begins:
+
+- a response of unknown length that is being streamed ends: where the server lets us reach
+  the client's connection (gunicorn), it is shut down at once, so the client sees the end now
+  and reconnects (to a fresh process) while the application is still waiting for its next
+  chunk; either way iteration stops at that next chunk and the application's `close()` runs
+  (generators' `finally`, Django's `request_finished`);
+- a response of known length (a `Content-Length`, a list body, Django's non-streaming
+  `HttpResponse`) is left to finish: cutting it would hand the client a broken body;
+- a request on a kept-alive connection, read once the stop began, is not served the code the
+  process is stopping for: gunicorn 27's gthread worker still reads them for two seconds, and
+  a browser reuses its connections. It gets a `307` to the same URL, which browsers,
+  `EventSource` and HTTP libraries follow on a new connection (the server closes this one),
+  and only a fresh process accepts new connections. The first request of a connection was
+  sent before the stop (the connection was accepted before it) and is served;
+- whatever is still running after the grace is logged, and the process exits, whatever its
+  threads are doing (a request stuck in a slow call, a non-daemon thread, an executor that the
+  interpreter would join at exit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import socket
+import sys
+import time
+import urllib.parse
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..threads import StopFlag, allocate_lock, start_thread
+
+__all__ = ["InFlight"]
+
+logger = logging.getLogger("reloader")
+
+WSGIApp = Callable[..., Any]
+
+
+@dataclass
+class _Request:
+    method: str
+    path: str
+    started: float
+    """`time.monotonic()` when the application was called."""
+    length_known: bool = False
+    """The response declared its length: it must be sent whole."""
+    streaming: bool = field(default=False)
+    """Its body is an iterator of unknown length: it may end at any chunk."""
+    connection: socket.socket | None = None
+    """The client's connection, where the server puts it in the environ."""
+
+    def describe(self, now: float) -> str:
+        return f"{self.method} {self.path} ({now - self.started:.1f} s)"
+
+
+class InFlight:
+    """Wraps one process's application; `stop()` begins the stop described above."""
+
+    def __init__(self) -> None:
+        self._lock = allocate_lock()
+        self._open: dict[int, _Request] = {}
+        self._ids = itertools.count()
+        self._kept_alive: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        """Connections that were answered once already."""
+        self.stopping = False
+
+    def wrap(self, app: WSGIApp) -> WSGIApp:
+        def tracked_app(environ: Mapping[str, Any], start_response: Any) -> Iterable[bytes]:
+            connection = _connection(environ)
+            if connection is not None:
+                if self.stopping and connection in self._kept_alive:
+                    return _elsewhere(environ, start_response)
+                self._kept_alive.add(connection)
+            request = _Request(
+                environ.get("REQUEST_METHOD", "GET"),
+                environ.get("PATH_INFO", "") or "/",
+                time.monotonic(),
+                connection=connection,
+            )
+
+            def declaring_start_response(status: str, headers: Any, *exc_info: Any) -> Any:
+                request.length_known = any(k.lower() == "content-length" for k, _ in headers)
+                return start_response(status, headers, *exc_info)
+
+            key = next(self._ids)
+            with self._lock:
+                self._open[key] = request
+            try:
+                result = app(environ, declaring_start_response)
+            except BaseException:
+                self._finished(key)
+                raise
+            if _is_file_wrapper(result, environ):
+                # The server sends it with sendfile only if it sees its own wrapper; a file
+                # has a length, so it is never ended early anyway.
+                self._finished(key)
+                file: Iterable[bytes] = result
+                return file
+            request.streaming = not isinstance(result, (list, tuple)) and getattr(
+                result, "streaming", True
+            )
+            return _Tracked(result, request, key, self)
+
+        return tracked_app
+
+    def _finished(self, key: int) -> None:
+        with self._lock:
+            self._open.pop(key, None)
+
+    def ends_now(self, request: _Request) -> bool:
+        return self.stopping and request.streaming and not request.length_known
+
+    def stop(self, grace: float) -> None:
+        """Begin the stop: streams end at their next chunk; after `grace` seconds the process
+        exits with what is still running logged. Safe to call more than once."""
+        with self._lock:
+            if self.stopping:
+                return
+            self.stopping = True
+            streams = [r for r in self._open.values() if r.streaming and not r.length_known]
+        for request in streams:
+            if request.connection is not None:
+                with contextlib.suppress(OSError):
+                    request.connection.shutdown(socket.SHUT_RDWR)
+        if streams:
+            now = time.monotonic()
+            logger.info(
+                "ending %d streaming response(s): %s",
+                len(streams),
+                ", ".join(r.describe(now) for r in streams),
+            )
+        start_thread(lambda: self._end_after(grace))
+
+    def _end_after(self, grace: float) -> None:
+        StopFlag().wait(grace)
+        now = time.monotonic()
+        with self._lock:
+            running = [r.describe(now) for r in self._open.values()]
+        cut = f"; cut {', '.join(running)}" if running else ""
+        logger.warning(
+            "process %d still running %.1f s after it began to stop: exiting%s",
+            os.getpid(),
+            grace,
+            cut,
+        )
+        for handler in logger.handlers:
+            with contextlib.suppress(Exception):
+                handler.flush()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(0)
+
+
+class _Tracked:
+    """The response iterable as the server sees it."""
+
+    def __init__(self, result: Iterable[bytes], request: _Request, key: int, owner: InFlight):
+        self._result = result
+        self._request = request
+        self._key = key
+        self._owner = owner
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._result:
+            yield chunk
+            # Checked before asking for the next chunk, which a stream may take a while to
+            # produce: a stop that began meanwhile ends it here.
+            if self._owner.ends_now(self._request):
+                return
+
+    def close(self) -> None:
+        self._owner._finished(self._key)
+        close = getattr(self._result, "close", None)
+        if callable(close):
+            close()
+
+
+def _elsewhere(environ: Mapping[str, Any], start_response: Any) -> list[bytes]:
+    """The same request, asked again: the URL as the client sent it where the server keeps it
+    (gunicorn's RAW_URI, mod_wsgi's and uWSGI's REQUEST_URI), else rebuilt from the environ."""
+    target = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if not target:
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        # WSGI strings carry the request's bytes as latin-1: quote those bytes.
+        target = urllib.parse.quote(path.encode("latin-1", "replace"), safe="/:@!$&'()*+,;=~")
+        if environ.get("QUERY_STRING"):
+            target += "?" + environ["QUERY_STRING"]
+    body = b"This process is restarting for new code: ask again.\n"
+    start_response(
+        "307 Temporary Redirect",
+        [
+            ("Location", target or "/"),
+            ("Cache-Control", "no-store"),
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+        ],
+    )
+    return [body]
+
+
+CONNECTION_KEYS = ("gunicorn.socket",)
+"""Environ keys under which servers pass the client's socket."""
+
+
+def _connection(environ: Mapping[str, Any]) -> socket.socket | None:
+    for key in CONNECTION_KEYS:
+        candidate = environ.get(key)
+        if isinstance(candidate, socket.socket):
+            return candidate
+    return None
+
+
+def _is_file_wrapper(result: object, environ: Mapping[str, Any]) -> bool:
+    wrapper = environ.get("wsgi.file_wrapper")
+    return isinstance(wrapper, type) and isinstance(result, wrapper)

@@ -1,0 +1,475 @@
+"""Warm mode never serves stale code, never loops, never goes deaf (issue #10): each case
+works in per-worker mode, and must in warm mode too, against real gunicorn servers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import DEMO_ENV, DEMO_SRC, DEMO_WARM, PLAIN_WARM, StartGunicorn
+from support import (
+    PreforkServer,
+    assert_fresh_everywhere,
+    copy_project,
+    edit,
+    every_worker_serves,
+    get,
+    save_older,
+    try_get,
+    wait_for_body,
+    wait_until,
+    write,
+)
+
+pytestmark = pytest.mark.gunicorn
+
+SUPERVISOR = "reloader.warm"
+SET_UP = "Django set up in the arbiter"
+REEXEC = "re-executing the arbiter "  # the arbiter's line: its pid follows
+KINDS = {"sync": ("-k", "sync"), "gthread": ("-k", "gthread", "--threads", "4")}
+COLD = {"gevent": ("-k", "gevent")}
+
+
+def _start(
+    gunicorn: StartGunicorn, project: Path, kind: str = "gthread", *args: str, **env: str
+) -> PreforkServer:
+    return gunicorn(
+        "-c", "python:reloader.gunicorn", "-w", "2", *{**KINDS, **COLD}[kind], *args,
+        cwd=project,
+        env={**DEMO_ENV, **env},
+        warm=DEMO_WARM,
+        workers=2,
+        helpers=(SUPERVISOR,),
+    )  # fmt: skip
+
+
+SETTINGS_READ_ENV = """
+import os
+
+# The load_dotenv(override=False) habit: the file fills in what the environment lacks.
+for _line in (BASE_DIR / ".env").read_text().splitlines():
+    _name, _, _value = _line.partition("=")
+    os.environ.setdefault(_name.strip(), _value.strip())
+GREETING = os.environ["GREETING"]
+FLAVOUR = "s1"
+"""
+
+GREETING_VIEW = """
+
+def greeting(request: HttpRequest) -> HttpResponse:
+    from django.conf import settings
+
+    return text(f"{settings.GREETING} {settings.FLAVOUR} pid={os.getpid()}")
+"""
+
+
+def _settings_read_env(project: Path) -> None:
+    """settings.py reads `.env`; /greeting/ shows what the settings hold."""
+    (project / ".env").write_text("GREETING=g1\n")
+    _add_settings(project, SETTINGS_READ_ENV)
+
+
+def _add_settings(project: Path, text: str) -> None:
+    """Append `text` (defining GREETING and FLAVOUR) to the settings; /greeting/ shows them."""
+    settings = project / "demo" / "settings.py"
+    settings.write_text(settings.read_text() + text)
+    views = project / "pages" / "views.py"
+    views.write_text(views.read_text() + GREETING_VIEW)
+    urls = project / "pages" / "urls.py"
+    urls.write_text(urls.read_text() + 'urlpatterns.append(path("greeting/", views.greeting))\n')
+
+
+def _fresh(server: PreforkServer, path: str, marker: str) -> None:
+    """No answer lacks `marker` after the first that has it, and every worker has it."""
+    assert_fresh_everywhere(server, path, marker, DEMO_WARM if path == "/version/" else None)
+    every_worker_serves(server, path, marker)
+
+
+def _held_by_arbiter(server: PreforkServer) -> None:
+    """Wait until the arbiter holds the settings (it sets Django up once workers reported)."""
+    server.wait_for_log(SET_UP)
+
+
+@pytest.mark.parametrize(
+    ("kind", "extra"), [("sync", None), ("gthread", ".env")], ids=["sync-opened", "gthread-extra"]
+)
+def test_env_file_read_by_settings_is_served_fresh(
+    gunicorn: StartGunicorn, demo_project: Path, kind: str, extra: str | None
+) -> None:
+    """With RELOADER_EXTRA_FILES=.env as the README shows, and without it (the arbiter saw
+    its settings open the file): the new value is served, though the arbiter's environment
+    got the old one from `setdefault`."""
+    _settings_read_env(demo_project)
+    env = {"RELOADER_EXTRA_FILES": extra} if extra else {}
+    server = _start(gunicorn, demo_project, kind, **env)
+    _held_by_arbiter(server)
+    assert get(server.url("/greeting/")).body.startswith("g1 s1 pid=")
+    for greeting in ("g2", "g3"):
+        write(demo_project / ".env", f"GREETING={greeting}\n")
+        _fresh(server, "/greeting/", f"{greeting} s1 pid=")
+    assert server.log().count(REEXEC) == 2
+
+
+@pytest.mark.parametrize("kind", ["sync", "gevent"])
+def test_older_copy_of_a_module_restarts_the_workers(
+    gunicorn: StartGunicorn, demo_project: Path, kind: str
+) -> None:
+    """`cp -p` / `git checkout` of an old file: older than every worker, changed all the same.
+    (With gevent nothing is preloaded, the one watcher remains.)"""
+    server = _start(gunicorn, demo_project, kind)
+    save_older(demo_project / "pages" / "version.py", 'VERSION = "from-the-past"\n')
+    _fresh(server, "/version/", "from-the-past pid=")
+
+
+def test_older_copy_of_an_arbiter_file_reexecs(gunicorn: StartGunicorn, demo_project: Path) -> None:
+    server = _start(gunicorn, demo_project)
+    _held_by_arbiter(server)
+    models = demo_project / "pages" / "models.py"
+    save_older(models, models.read_text().replace('"m1"', '"m-old"'))
+    _fresh(server, "/models-version/", "m-old pid=")
+    assert server.log().count(REEXEC) == 1
+
+
+REGISTRY = '''"""Filled in by the WSGI file before Django's setup, checked by an app's ready()."""
+REGISTERED: list[str] = []
+'''
+
+READY_NEEDS_WSGI = """
+from django.apps import AppConfig
+from django.core.exceptions import ImproperlyConfigured
+
+
+class PagesConfig(AppConfig):
+    name = "pages"
+
+    def ready(self) -> None:
+        from demo import registry
+
+        if not registry.REGISTERED:
+            raise ImproperlyConfigured("demo.wsgi must register the plugins first")
+"""
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_setup_failing_only_in_the_arbiter_settles_with_one_warning(
+    gunicorn: StartGunicorn, demo_project: Path, kind: str
+) -> None:
+    (demo_project / "demo" / "registry.py").write_text(REGISTRY)
+    wsgi = demo_project / "demo" / "wsgi.py"
+    wsgi.write_text(
+        wsgi.read_text().replace(
+            "application = ", 'from demo import registry\n\nregistry.REGISTERED.append("x")\n'
+            "application = "
+        )
+    )  # fmt: skip
+    (demo_project / "pages" / "apps.py").write_text(READY_NEEDS_WSGI)
+    server = _start(gunicorn, demo_project, kind)
+    server.wait_for_log("leaving it to the workers for this server's life")
+    wait_until(
+        lambda: server.log().count("Listening at") == 2 and len(server.worker_pids()) == 2,
+        message=lambda: f"the arbiter's one re-exec:\n{server.log_tail()}",
+    )
+    write(demo_project / "pages" / "version.py", 'VERSION = "v2"\n')
+    _fresh(server, "/version/", "v2 pid=")
+    # Settled: models are the workers' now, an edit restarts only them.
+    edit(demo_project / "pages" / "models.py", '"m1"', '"m2"')
+    _fresh(server, "/models-version/", "m2 pid=")
+    log = server.log()
+    assert log.count(REEXEC) == 1, log
+    assert log.count("leaving it to the workers") == 1
+    assert "ImproperlyConfigured: demo.wsgi must register the plugins first" in log
+    assert SET_UP not in log
+
+
+def test_setup_sees_what_the_wsgi_file_put_in_the_environment(
+    gunicorn: StartGunicorn, demo_project: Path
+) -> None:
+    """`os.environ.setdefault(...)` in wsgi.py before get_wsgi_application(), which the
+    settings require: the arbiter sets Django up with the workers' environment."""
+    wsgi = demo_project / "demo" / "wsgi.py"
+    wsgi.write_text(
+        wsgi.read_text().replace(
+            "application = ", 'os.environ.setdefault("DEMO_FLAVOUR", "from-wsgi")\n\napplication = '
+        )
+    )
+    _add_settings(
+        demo_project, '\nimport os\n\nGREETING = os.environ["DEMO_FLAVOUR"]\nFLAVOUR = "s1"\n'
+    )
+    server = _start(gunicorn, demo_project)
+    _held_by_arbiter(server)
+    edit(demo_project / "demo" / "settings.py", 'FLAVOUR = "s1"', 'FLAVOUR = "s2"')
+    _fresh(server, "/greeting/", "from-wsgi s2 pid=")
+    log = server.log()
+    assert "leaving it to the workers" not in log
+    assert log.count(REEXEC) == 1
+
+
+def _run_dir(server: PreforkServer) -> Path:
+    (supervisor,) = server.helper_pids()
+    argv = Path(f"/proc/{supervisor}/cmdline").read_bytes().split(b"\0")
+    return Path(os.fsdecode(argv[argv.index(SUPERVISOR.encode()) + 1]))
+
+
+def test_killed_supervisor_is_replaced_and_catches_up(
+    gunicorn: StartGunicorn, demo_project: Path
+) -> None:
+    server = _start(gunicorn, demo_project)
+    (supervisor,) = server.helper_pids()
+    # Saved while no supervisor watches: stopped first, so it cannot see the save.
+    os.kill(supervisor, signal.SIGSTOP)
+    write(demo_project / "pages" / "version.py", 'VERSION = "v2"\n')
+    os.kill(supervisor, signal.SIGKILL)
+    server.wait_for_log(f"the watcher process {supervisor} was killed by SIGKILL")
+    _fresh(server, "/version/", "v2 pid=")
+    (replacement,) = wait_until(server.helper_pids, message="a new supervisor")
+    assert replacement != supervisor
+    write(demo_project / "pages" / "version.py", 'VERSION = "v3"\n')
+    _fresh(server, "/version/", "v3 pid=")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        '{"pid": 1, "patterns": [[1]]}',  # malformed: skipped as no report
+        '{"pid": 1, "started_ns": 1, "files": ["/x\\u0000y"]}',  # a name stat() refuses
+    ],
+    ids=["malformed", "impossible-file-name"],
+)
+def test_damaged_report_does_not_make_the_server_deaf(
+    gunicorn: StartGunicorn, demo_project: Path, damage: str
+) -> None:
+    server = _start(gunicorn, demo_project)
+    (_run_dir(server) / "worker-1.json").write_text(damage)
+    write(demo_project / "pages" / "version.py", 'VERSION = "v2"\n')
+    _fresh(server, "/version/", "v2 pid=")
+
+
+def test_removed_run_directory_is_made_again(gunicorn: StartGunicorn, demo_project: Path) -> None:
+    server = _start(gunicorn, demo_project)
+    run_dir = _run_dir(server)
+    shutil.rmtree(run_dir)
+    server.wait_for_log(f"the run directory {run_dir} was removed")
+    wait_until(lambda: len(list(run_dir.glob("worker-*.json"))) == 2, message="new reports")
+    write(demo_project / "pages" / "version.py", 'VERSION = "v2"\n')
+    _fresh(server, "/version/", "v2 pid=")
+
+
+def test_ignore_glob_does_not_hide_the_reports(gunicorn: StartGunicorn, demo_project: Path) -> None:
+    server = _start(gunicorn, demo_project, RELOADER_IGNORE="*.json")
+    write(demo_project / "pages" / "version.py", 'VERSION = "v2"\n')
+    _fresh(server, "/version/", "v2 pid=")
+
+
+def test_broken_config_keeps_the_old_arbiter_serving(
+    gunicorn: StartGunicorn, demo_project: Path
+) -> None:
+    """A half-typed gunicorn.conf.py: gunicorn's USR2 keeps the old master for this; so do we."""
+    config = demo_project / "gunicorn_warm.py"
+    good = "from reloader.gunicorn import *  # noqa: F403\n\nworkers = 2\nthreads = 4\n"
+    config.write_text(good)
+    server = gunicorn(
+        "-c", str(config), cwd=demo_project, env=DEMO_ENV, warm=DEMO_WARM, workers=2,
+        helpers=(SUPERVISOR,),
+    )  # fmt: skip
+    arbiter, workers = server.pid, server.worker_pids()
+    write(config, good + "timeout = (\n")
+    server.wait_for_log("the new gunicorn would not start")
+    assert "SyntaxError" in server.log()
+    # (A trial start may still run, as a child of the arbiter, for a second event.)
+    wait_until(lambda: server.worker_pids() == workers, message="the old workers only")
+    assert server.poll() is None
+    assert get(server.url("/version/")).body.startswith("v1 pid=")
+
+    write(config, good + "timeout = 120\n")
+    server.wait_for_log(REEXEC)
+    wait_until(
+        lambda: (pids := server.worker_pids()) and len(pids) == 2 and not set(pids) & set(workers),
+        message=lambda: f"the new image's workers:\n{server.log_tail()}",
+    )
+    assert server.pid == arbiter
+    write(demo_project / "pages" / "version.py", 'VERSION = "v2"\n')
+    _fresh(server, "/version/", "v2 pid=")
+
+
+def _zombies(pgid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[0] == "Z" and int(fields[2]) == pgid:
+                found.append(int(entry))
+    return found
+
+
+def test_reexecs_leave_no_zombies(gunicorn: StartGunicorn, demo_project: Path) -> None:
+    server = _start(gunicorn, demo_project)
+    _held_by_arbiter(server)
+    models = demo_project / "pages" / "models.py"
+    for n in range(2, 7):
+        edit(models, f'"m{n - 1}"', f'"m{n}"')
+        _fresh(server, "/models-version/", f"m{n} pid=")
+    assert server.log().count(REEXEC) == 5
+    # The last old workers may still be finishing; once they did, nothing but the arbiter,
+    # its two workers and one supervisor is left, and no zombie.
+    wait_until(
+        lambda: not _zombies(server.pid) and len(server.worker_pids()) == 2,
+        message=lambda: f"no zombies (have {_zombies(server.pid)})",
+    )
+    assert len(server.helper_pids()) == 1
+
+
+SOAK_EDITS = int(os.environ.get("RELOADER_SOAK_EDITS", "40"))
+"""The issue asks for 200; 40 keeps CI short (set RELOADER_SOAK_EDITS=200 for the full run)."""
+
+
+def _fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_soak_every_kind_of_edit(gunicorn: StartGunicorn, demo_project: Path) -> None:
+    """Views, models, settings, .env and templates edited in turn: every answer after the
+    first fresh one is fresh, no request fails, and nothing is left behind."""
+    _settings_read_env(demo_project)
+    server = _start(gunicorn, demo_project)
+    _held_by_arbiter(server)
+    run_dirs = {_run_dir(server)}
+    template = demo_project / "pages" / "templates" / "pages" / "hello.html"
+    template.write_text("t0 pid={{ pid }}")
+    wait_for_body(server.url("/hello/"), "t0 pid=")
+    fds = _fd_count(server.pid)
+
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def keep_asking() -> None:
+        # Requests during every restart and re-exec: they wait in the backlog, none fails.
+        while not stop.is_set():
+            resp = try_get(server.url("/version/"))
+            if resp is None or resp.status != 200:
+                failures.append("no answer" if resp is None else f"{resp.status} {resp.body}")
+
+    client = threading.Thread(target=keep_asking)
+    client.start()
+    try:
+        for n in range(1, SOAK_EDITS + 1):
+            kind = n % 5
+            if kind == 0:
+                write(demo_project / "pages" / "version.py", f'VERSION = "v{n}"\n')
+                path, marker = "/version/", f"v{n} pid="
+            elif kind == 1:
+                text = (demo_project / "pages" / "models.py").read_text()
+                start = text.index('VERSION = "') + len('VERSION = "')
+                old = text[start : text.index('"', start)]
+                edit(demo_project / "pages" / "models.py", f'"{old}"', f'"m{n}"')
+                path, marker = "/models-version/", f"m{n} pid="
+            elif kind == 2:
+                settings = demo_project / "demo" / "settings.py"
+                text = settings.read_text()
+                start = text.index('FLAVOUR = "') + len('FLAVOUR = "')
+                old = text[start : text.index('"', start)]
+                edit(settings, f'FLAVOUR = "{old}"', f'FLAVOUR = "s{n}"')
+                path, marker = "/greeting/", f" s{n} pid="
+            elif kind == 3:
+                write(demo_project / ".env", f"GREETING=g{n}\n")
+                path, marker = "/greeting/", f"g{n} "
+            else:
+                write(template, f"t{n} pid={{{{ pid }}}}")
+                path, marker = "/hello/", f"t{n} pid="
+            _fresh(server, path, marker)
+            if server.helper_pids():
+                run_dirs.add(_run_dir(server))
+    finally:
+        stop.set()
+        client.join()
+    assert not failures, failures[:5]
+    assert _fd_count(server.pid) <= fds, "the arbiter leaks descriptors across re-execs"
+    wait_until(lambda: not _zombies(server.pid), message="no zombies")
+    server.stop()
+    assert not [d for d in run_dirs if d.exists()], "run directories left behind"
+    # Never a loop: at most one re-exec per edit of what the arbiter holds (fewer when one
+    # re-exec covers two saves).
+    reexecs = server.log().count(REEXEC)
+    assert 0 < reexecs <= 3 * (SOAK_EDITS // 5) + 1, reexecs
+
+
+def _inotify_fds(pid: int) -> int:
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:inotify"
+    return count
+
+
+def test_options_given_to_wrap_reach_the_supervisor(
+    gunicorn: StartGunicorn, plain_project: Path
+) -> None:
+    """`wrap(..., ignore=[...], polling=True)`: the one watcher of a warm server
+    honours them, as each worker's own watcher does in per-worker mode."""
+    (plain_project / "settings.txt").write_text("one\n")
+    (plain_project / "dev_wsgi.py").write_text(
+        "from reloader import wrap\n\n"
+        'application = wrap("plainapp:application", extra_files=["*.txt"],'
+        ' ignore=["settings.txt"], polling=True)\n'
+    )
+    server = gunicorn(
+        "-c", "python:reloader.gunicorn", "-w", "2", "dev_wsgi:application",
+        cwd=plain_project, warm=PLAIN_WARM, workers=2, helpers=(SUPERVISOR,),
+    )  # fmt: skip
+    (supervisor,) = server.helper_pids()
+    wait_until(lambda: _inotify_fds(supervisor) == 0, message="the supervisor to poll")
+    pids = server.worker_pids()
+    write(plain_project / "settings.txt", "two\n")
+    write(plain_project / "plainversion.py", 'VERSION = "v2"\n')
+    assert_fresh_everywhere(server, "/", "v2 pid=", PLAIN_WARM)
+    lines = [line for line in server.log().splitlines() if "restarting workers" in line]
+    assert lines and not [line for line in lines if "settings.txt" in line], lines
+    assert not set(server.worker_pids()) & set(pids)
+
+
+def test_no_reexec_while_the_server_shuts_down(gunicorn: StartGunicorn, demo_project: Path) -> None:
+    """A save of what the arbiter holds while it waits for its workers to finish on SIGTERM:
+    the server still stops, instead of coming back as a new image."""
+    server = _start(gunicorn, demo_project)
+    _held_by_arbiter(server)
+    slow = threading.Thread(target=try_get, args=(server.url("/slow/?s=3"),))
+    started = server.log().count("slow: started")
+    slow.start()
+    try:
+        # In flight: the arbiter's stop waits for it, the window for the save.
+        wait_until(
+            lambda: server.log().count("slow: started") > started, message="the slow request"
+        )
+        os.kill(server.pid, signal.SIGTERM)
+        server.wait_for_log("Handling signal: term")
+        edit(demo_project / "pages" / "models.py", '"m1"', '"m2"')
+        server.wait_for_log("re-executing the arbiter: changed pages/models.py")
+        server.wait_exit()
+    finally:
+        slow.join()
+    assert REEXEC not in server.log()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="--user needs root")
+def test_workers_of_another_user_report_and_reload(gunicorn: StartGunicorn) -> None:
+    """`--user www-data` (the user the Apache tests use, which can read the interpreter):
+    the workers drop to it and must still write their reports into the run directory."""
+    shared = Path(tempfile.mkdtemp(prefix="reloader-user-test-"))
+    try:
+        shared.chmod(0o755)  # the workers' user must read the project
+        project = copy_project(DEMO_SRC, shared / "demo")
+        server = _start(gunicorn, project, "gthread", "--user", "www-data", "--group", "www-data")
+        write(project / "pages" / "version.py", 'VERSION = "v2"\n')
+        _fresh(server, "/version/", "v2 pid=")
+        assert "cannot report" not in server.log()
+        server.stop()
+    finally:
+        shutil.rmtree(shared)

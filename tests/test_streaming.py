@@ -1,0 +1,189 @@
+"""Long-lived responses at a reload, under real gunicorn: an endless stream ends at once so its
+client reconnects to fresh code; a request that never finishes is cut after the grace; Django's
+template refresh is offered once per save.
+
+The servers get a graceful timeout far longer than the tests wait, so a stream that ends in
+time can only have been ended by the wrapper, not by gunicorn giving up on it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import DEMO_ENV, DEMO_WARM, WORKER_ARGS, StartGunicorn
+from support import (
+    QUIET_PERIOD,
+    EventStream,
+    PreforkServer,
+    answer_pid,
+    assert_fresh_everywhere,
+    edit,
+    restart_lines,
+    try_get,
+    wait_until,
+    write,
+)
+
+from benchmarks.live_reload import LIVE_SETTINGS, make_live
+
+pytestmark = pytest.mark.gunicorn
+
+GRACEFUL_TIMEOUT = "120"
+"""gunicorn's own bound: a stream still open when the tests give up was not ended by us."""
+ENDED_WITHIN = 30.0
+"""Far below the bounds above, generous for a loaded machine: a stream ends within a second."""
+MODES = {
+    "per-worker": ("reloader.wsgi:application",),
+    "warm": ("-c", "python:reloader.gunicorn"),
+}
+
+
+def start(
+    gunicorn: StartGunicorn, project: Path, worker: str, mode: str, **env: str
+) -> PreforkServer:
+    return gunicorn(
+        *WORKER_ARGS[worker],
+        "--graceful-timeout", GRACEFUL_TIMEOUT,
+        "--timeout", GRACEFUL_TIMEOUT,
+        *MODES[mode],
+        cwd=project,
+        env={**DEMO_ENV, "RELOADER_GRACE": "60", **env},
+        warm=DEMO_WARM,
+        workers=2,
+        helpers=("reloader.warm",),
+    )  # fmt: skip
+
+
+def stream_pid(stream: EventStream) -> int:
+    return answer_pid(stream.wait_events()[0])
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("worker", ["sync", "gthread"])
+def test_a_save_ends_open_streams_and_every_worker_serves_fresh_code(
+    gunicorn: StartGunicorn, demo_project: Path, worker: str, mode: str
+) -> None:
+    server = start(gunicorn, demo_project, worker, mode)
+    # Two streams, as two browsers hold them: with sync workers, every worker is held.
+    streams = [EventStream(server.url("/stream/")) for _ in range(2)]
+    try:
+        pids = {stream_pid(s) for s in streams}
+        if worker == "sync":
+            assert pids == set(server.worker_pids()), "each sync worker holds one stream"
+        write(demo_project / "pages" / "version.py", 'VERSION = "v2"\n')
+
+        for stream in streams:
+            assert stream.ended.wait(ENDED_WITHIN), (
+                f"a stream is still open {ENDED_WITHIN} s after the save:\n{server.log_tail()}"
+            )
+        assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+        # The application's close() ran: the generator's finally block printed.
+        log = server.log()
+        for pid in pids:
+            assert f"STREAM-CLOSED pid={pid}" in log, log
+        wait_until(
+            lambda: not pids & set(server.worker_pids()),
+            message=lambda: f"the workers that held streams to exit:\n{server.log_tail()}",
+        )
+        assert "still running" not in log, "nothing had to be cut"
+    finally:
+        for stream in streams:
+            stream.close()
+    # A stream opened now is served by fresh code.
+    with EventStream(server.url("/stream/")) as fresh:
+        assert " v2 pid=" in fresh.wait_events()[0]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_request_that_never_finishes_is_cut_after_the_grace(
+    gunicorn: StartGunicorn, demo_project: Path, mode: str
+) -> None:
+    # A thread the application started and never ends keeps a plain Python exit waiting.
+    (demo_project / "pages" / "stuck.py").write_text(
+        "import os\nimport threading\nimport time\n\n"
+        "from django.http import HttpResponse\n\n\n"
+        "def stuck(request):\n"
+        "    threading.Thread(target=time.sleep, args=(3600,)).start()\n"
+        '    return HttpResponse(f"thread started pid={os.getpid()}")\n'
+    )
+    with (demo_project / "pages" / "urls.py").open("a") as urls:
+        urls.write("\nfrom .stuck import stuck\n\nurlpatterns.append(path('stuck/', stuck))\n")
+    server = start(gunicorn, demo_project, "gthread", mode, RELOADER_GRACE="2")
+    started = try_get(server.url("/stuck/"))
+    assert started is not None and started.status == 200, started
+    threaded = answer_pid(started.body)
+    slow = threading.Thread(target=try_get, args=(server.url("/slow/?s=600"), None, 600))
+    slow.daemon = True
+    slow.start()
+    server.wait_for_log("slow: started")
+    old = set(server.worker_pids())
+
+    write(demo_project / "pages" / "version.py", 'VERSION = "v2"\n')
+    assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+    wait_until(
+        lambda: not old & set(server.worker_pids()),
+        ENDED_WITHIN,
+        message=lambda: f"every old worker to exit within the grace:\n{server.log_tail()}",
+    )
+    log = server.log()
+    cut = [line for line in log.splitlines() if "still running" in line]
+    assert any("cut GET /slow/" in line for line in cut), log
+    assert any(str(threaded) in line for line in cut), f"worker {threaded} was cut too:\n{log}"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_template_save_is_offered_to_django_once_per_worker(
+    gunicorn: StartGunicorn, demo_project: Path, mode: str
+) -> None:
+    server = start(gunicorn, demo_project, "gthread", mode)
+    pids = server.worker_pids()
+    template = demo_project / "pages" / "templates" / "pages" / "hello.html"
+    # sed -i writes a temporary file beside the template and renames it over the template.
+    subprocess.run(["sed", "-i", "s/template-v1/template-v2/", str(template)], check=True)
+
+    def refreshed() -> list[str]:
+        return [ln for ln in server.log().splitlines() if "refreshed without a restart" in ln]
+
+    wait_until(lambda: len(refreshed()) >= len(pids), message=lambda: server.log_tail())
+    server.warm("/hello/", check=lambda r: "template-v2" in r.body or pytest.fail(r.body))
+    # Nothing more comes: a second offer of the same save would follow within a tick.
+    with pytest.raises(AssertionError):
+        wait_until(lambda: len(refreshed()) > len(pids), QUIET_PERIOD)
+    for line in refreshed():
+        assert line.endswith("refreshed without a restart: pages/templates/pages/hello.html"), line
+    assert set(pids) <= set(server.worker_pids()) and not restart_lines(server.log())
+
+
+def version_ids(server: PreforkServer, count: int = 4) -> set[str]:
+    """django-browser-reload's process ids, as tabs connecting now would see them. No more
+    streams at once than a worker has threads: they could all land on one worker."""
+    streams = [EventStream(server.url("/__reload__/events/")) for _ in range(count)]
+    try:
+        return {json.loads(s.wait_events()[0])["versionId"] for s in streams}
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_fresh_worker_is_new_to_django_browser_reload(
+    gunicorn: StartGunicorn, demo_project: Path, mode: str
+) -> None:
+    project = make_live(demo_project)
+    server = start(gunicorn, project, "gthread", mode, DJANGO_SETTINGS_MODULE=LIVE_SETTINGS)
+    seen = version_ids(server)
+    # A view edit restarts the workers; a models edit, in warm mode, the arbiter too.
+    for module, old, new in (("version", "v1", "v2"), ("models", "m1", "m2")):
+        edit(project / "pages" / f"{module}.py", f'"{old}"', f'"{new}"')
+        if module == "version":
+            assert_fresh_everywhere(server, "/version/", f"{new} pid=", DEMO_WARM)
+        else:
+            assert_fresh_everywhere(server, "/models-version/", f"{new} pid=", None)
+            server.warm(DEMO_WARM)
+        fresh = version_ids(server)
+        assert not fresh & seen, f"a tab would not reload after the {module} edit"
+        seen |= fresh
