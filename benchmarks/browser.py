@@ -131,8 +131,20 @@ class _Run:
             page.wait_for_function(_SHOWN, arg=[text, True], timeout=timeout_ms)
         except PlaywrightTimeout:
             return None
-        painted = page.evaluate(PAINTED_AT)
-        return float(painted) if painted is not None else None
+        from playwright.sync_api import Error as PlaywrightError
+
+        # The paint entry comes a moment after the text; and a tab that reloads once more
+        # (a second new process id) destroys the document being asked: ask the next one.
+        deadline = time.monotonic() + timeout_ms / 1000
+        while time.monotonic() < deadline:
+            try:
+                painted = page.evaluate(PAINTED_AT)
+            except PlaywrightError:
+                painted = None
+            if painted is not None:
+                return float(painted)
+            page.wait_for_timeout(20)
+        return None
 
     def save(self, kind: Kind, pages: list[Any], write: Any, text: Any, restarts: bool) -> None:
         """One save; `pages[-1]` is the tab loaded last, the one django-browser-reload tells.

@@ -368,8 +368,10 @@ class Server:
         assert self.proc is not None and self.proc.returncode is not None
         return self.proc.returncode
 
-    def stop(self, graceful_timeout: float = 30.0) -> bool:
-        """SIGTERM the group, wait, then SIGKILL; True if SIGTERM sufficed.
+    def stop(self, graceful_timeout: float = 10.0) -> bool:
+        """SIGTERM the group, wait, then SIGKILL; True if SIGTERM sufficed. (A stopping worker
+        is gone within RELOADER_GRACE, 5 s: a group still there after 10 s has a process that
+        ignores SIGTERM, and waiting longer only slows the suite.)
 
         Raises AssertionError if anything of the group is still alive after SIGKILL.
         """
