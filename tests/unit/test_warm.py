@@ -108,3 +108,20 @@ def test_a_reused_pid_is_restarted_again(tmp_path: Path) -> None:
     finally:
         worker.kill()
         worker.wait()
+
+
+def test_a_cold_arbiter_keeps_no_report_of_exited_workers(tmp_path: Path) -> None:
+    """With gevent or eventlet nothing warms up, so nothing would ever read (and clear) the
+    reports of exited workers: kept, they would grow with every restart."""
+    from types import SimpleNamespace
+
+    from reloader.warm.arbiter import WarmArbiter
+
+    run = RunDir(tmp_path)
+    for warm in (False, True):
+        arbiter = SimpleNamespace(run=run, warm=warm, exited=[])
+        for pid in (101, 102, 103):
+            run.write_report("worker", Report(pid=pid))
+            WarmArbiter.worker_exited(arbiter, pid)  # type: ignore[arg-type]
+        assert len(arbiter.exited) == (3 if warm else 0)
+        assert not list(run.reports("worker")), "each exited worker's report is removed"
