@@ -177,7 +177,9 @@ def test_every_fresh_worker_is_new_to_django_browser_reload(
     server = start(gunicorn, project, "gthread", mode, DJANGO_SETTINGS_MODULE=LIVE_SETTINGS)
     seen = version_ids(server)
     # A view edit restarts the workers; a models edit, in warm mode, the arbiter too.
-    for module, old, new in (("version", "v1", "v2"), ("models", "m1", "m2")):
+    # Twice a view edit: the second restart forks from an arbiter that has set Django up.
+    edits = (("version", "v1", "v2"), ("version", "v2", "v3"), ("models", "m1", "m2"))
+    for module, old, new in edits:
         edit(project / "pages" / f"{module}.py", f'"{old}"', f'"{new}"')
         if module == "version":
             assert_fresh_everywhere(server, "/version/", f"{new} pid=", DEMO_WARM)
