@@ -231,6 +231,15 @@ def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def inotify_fds(pid: int) -> int:
+    """How many inotify instances (one per running native watch) a process holds."""
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:inotify"
+    return count
+
+
 def thread_names(pid: int) -> list[str]:
     """OS-level names (comm) of all threads of ``pid``."""
     names = []

@@ -4,8 +4,6 @@ what it imported changes."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from support import (
     edit,
     every_worker_serves,
     get,
+    inotify_fds,
     restart_lines,
     wait_for_body,
     wait_until,
@@ -25,14 +24,6 @@ from support import (
 pytestmark = pytest.mark.gunicorn
 
 SUPERVISOR = "reloader.warm"
-
-
-def _inotify_fds(pid: int) -> int:
-    count = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        with contextlib.suppress(OSError):
-            count += os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:inotify"
-    return count
 
 
 def _start(gunicorn: StartGunicorn, project: Path, *args: str, **env: str) -> PreforkServer:
@@ -58,9 +49,9 @@ def test_one_watcher_for_the_server_and_every_worker_fresh(
     server = warm_server
     (supervisor,) = server.helper_pids()
     # Its monitor is replaced, for a moment without watches, whenever a report adds files.
-    wait_until(lambda: _inotify_fds(supervisor) >= 1, message="the supervisor to use inotify")
+    wait_until(lambda: inotify_fds(supervisor) >= 1, message="the supervisor to use inotify")
     old = server.worker_pids()
-    assert [_inotify_fds(pid) for pid in old] == [0, 0], "workers must not watch themselves"
+    assert [inotify_fds(pid) for pid in old] == [0, 0], "workers must not watch themselves"
 
     for version in ("v2", "v3"):
         write(demo_project / "pages" / "version.py", f'VERSION = "{version}"\n')

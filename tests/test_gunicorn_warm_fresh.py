@@ -3,7 +3,6 @@ works in per-worker mode, and must in warm mode too, against real gunicorn serve
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -20,6 +19,7 @@ from support import (
     edit,
     every_worker_serves,
     get,
+    inotify_fds,
     save_older,
     try_get,
     wait_for_body,
@@ -401,14 +401,6 @@ def test_soak_every_kind_of_edit(gunicorn: StartGunicorn, demo_project: Path) ->
     assert 0 < reexecs <= 3 * (SOAK_EDITS // 5) + 1, reexecs
 
 
-def _inotify_fds(pid: int) -> int:
-    count = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        with contextlib.suppress(OSError):
-            count += os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:inotify"
-    return count
-
-
 def test_options_given_to_wrap_reach_the_supervisor(
     gunicorn: StartGunicorn, plain_project: Path
 ) -> None:
@@ -425,7 +417,7 @@ def test_options_given_to_wrap_reach_the_supervisor(
         cwd=plain_project, warm=PLAIN_WARM, workers=2, helpers=(SUPERVISOR,),
     )  # fmt: skip
     (supervisor,) = server.helper_pids()
-    wait_until(lambda: _inotify_fds(supervisor) == 0, message="the supervisor to poll")
+    wait_until(lambda: inotify_fds(supervisor) == 0, message="the supervisor to poll")
     pids = server.worker_pids()
     write(plain_project / "settings.txt", "two\n")
     write(plain_project / "plainversion.py", 'VERSION = "v2"\n')
