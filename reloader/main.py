@@ -56,6 +56,8 @@ def wrap(target: str | WSGIApp | None = None, **options: Any) -> WSGIApp:
         make_visible()
         logger.info(where.note, key)
         return _AfterFork(worker, where.after_fork)
+    if where.before_boot is not None:
+        where.before_boot()
     served = worker.boot()
     _served[key] = (os.getpid(), served)
     return served

@@ -4,11 +4,18 @@ Under gunicorn's gevent worker, `threading.Thread` makes a greenlet: a watcher b
 Rust would then freeze the worker's event loop. The primitives here come from the original
 `_thread` module, and the thread is a daemon so it never delays the process's exit (mod_wsgi
 waits for non-daemon threads until its shutdown timeout).
+
+Our threads block the asynchronous signals, so a signal sent to the process is always taken
+by a thread of the server's. Python runs its own handlers in the main thread anyway, but
+uWSGI and mod_wsgi handle theirs in C, in whichever thread the kernel picks: uWSGI's handler
+for a worker's stop calls exit(), and from our watcher thread that exit waits for the main
+thread forever while the master waits for the worker.
 """
 
 from __future__ import annotations
 
 import _thread
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -29,8 +36,26 @@ def allocate_lock() -> Any:
     return _original("allocate_lock")()
 
 
+_FAULTS = {
+    signal.SIGABRT,
+    signal.SIGBUS,
+    signal.SIGFPE,
+    signal.SIGILL,
+    signal.SIGSEGV,
+    signal.SIGSYS,
+    signal.SIGTRAP,
+}
+"""Raised by the faulting thread itself: blocking them would hide a crash."""
+
+
 def start_thread(function: Callable[[], None]) -> None:
-    _original("start_new_thread")(function, ())
+    """Run `function` in a new OS thread that takes no signal sent to the process."""
+
+    def run() -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals() - _FAULTS)
+        function()
+
+    _original("start_new_thread")(run, ())
 
 
 class StopFlag:

@@ -4,6 +4,8 @@ forks, and --lazy-apps), and the shipped deploy_examples/uwsgi configurations.""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +27,7 @@ from support import (
     fd_count,
     free_port,
     get,
+    group_members,
     lines_naming_pid,
     restart_lines,
     try_get,
@@ -236,6 +239,30 @@ def test_many_reloads_leave_nothing_behind(demo_uwsgi: StartDemo, mode: str) -> 
     # Only the master and its two workers: no zombie, no stray process.
     assert len(children(server.pid)) == 2
     assert len(server.worker_pids()) == 2 and server.poll() is None
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("booting", [False, True], ids=["serving", "booting"])
+def test_a_stop_right_after_a_save_ends_the_server(
+    demo_uwsgi: StartDemo, signum: int, booting: bool
+) -> None:
+    """Ctrl-C in the terminal (SIGINT to the whole process group) or a stop (SIGTERM, with
+    --die-on-term) just after a save, while the fresh workers boot or once they serve: the
+    master waits for every worker, so one that outlives the signal would hold the server up
+    for a minute (uWSGI's worker-reload-mercy)."""
+    server, project = demo_uwsgi("preload", warm=False)
+    version = project / "pages" / "version.py"
+    if booting:  # a boot that imports this module lasts long enough to be caught in it
+        old = set(server.worker_pids())
+        write(version, f"import time\ntime.sleep(4)\n{version_source('v2')}")
+        wait_until(lambda: len(set(server.worker_pids()) - old) == 2, message=server.log_tail)
+    else:
+        write(version, version_source("v2"))
+        wait_for_body(server.url("/version/"), "v2 pid=")
+    started = time.monotonic()
+    os.killpg(server.pid, signum)
+    wait_until(lambda: not group_members(server.pid), timeout=20, message=server.log_tail)
+    assert time.monotonic() - started < 10, server.log_tail()
 
 
 def test_bad_option_fails_startup(launch: Launcher) -> None:

@@ -31,6 +31,8 @@ class Placement:
     """Set in a parent that forks the workers: load in each of them instead."""
     note: str = ""
     """The log line (with %s for the target) that says the load is deferred."""
+    before_boot: Callable[[], None] | None = None
+    """Runs in the serving process right before it loads the application."""
 
 
 def _at_os_fork(boot: Callable[[], None]) -> None:
@@ -66,7 +68,7 @@ def placement() -> Placement:
                 after_fork=uwsgi.after_fork,
                 note="uWSGI: %s is loaded in each worker, not in the master (as with --lazy-apps)",
             )
-        return Placement()
+        return Placement(before_boot=uwsgi.stop_signals_end_a_booting_worker)
     if in_gunicorn_worker() or mod_wsgi_mode() == "daemon":
         return Placement()
     foreign = forked_by_unknown_server()

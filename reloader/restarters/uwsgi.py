@@ -40,7 +40,7 @@ from typing import Any
 
 from .gunicorn import exit_without_teardown
 
-__all__ = ["UwsgiRestarter", "after_fork", "uwsgi_module"]
+__all__ = ["UwsgiRestarter", "after_fork", "stop_signals_end_a_booting_worker", "uwsgi_module"]
 
 
 def uwsgi_module() -> Any:
@@ -63,9 +63,26 @@ def after_fork(boot: Callable[[], None]) -> None:
         if previous is not None:
             previous()
         if module.worker_id() > 0:
+            stop_signals_end_a_booting_worker()
             boot()
 
     module.post_fork_hook = hook
+
+
+def stop_signals_end_a_booting_worker() -> None:
+    """Let SIGINT, SIGTERM and SIGQUIT end this worker at once while it loads the application.
+
+    Until uWSGI installs a worker's own handlers, once the application is loaded, a worker
+    still has the master's: a Ctrl-C or a stop that reaches a worker booting after a reload
+    makes it run the master's shutdown (it logs "killing workers" and signals every worker,
+    itself included, then ignores the rest as already dying), after which it serves on, and
+    the master waits for it for its worker-reload-mercy (60 s by default). A worker that is
+    still loading has taken no request, so dying at once loses nothing; uWSGI puts its own
+    handlers in place of these when it starts serving."""
+    if _serving_handler_installed():
+        return
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
+        signal.signal(number, signal.SIG_DFL)
 
 
 QUIET_EXIT = 29
