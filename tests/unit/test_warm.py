@@ -125,3 +125,46 @@ def test_a_cold_arbiter_keeps_no_report_of_exited_workers(tmp_path: Path) -> Non
             WarmArbiter.worker_exited(arbiter, pid)  # type: ignore[arg-type]
         assert len(arbiter.exited) == (3 if warm else 0)
         assert not list(run.reports("worker")), "each exited worker's report is removed"
+
+
+def test_the_report_written_last_is_the_one_that_saw_the_most(tmp_path: Path) -> None:
+    """gthread: two request threads report at once. The first one has made its plan, then
+    the second imports a module and reports it; the first one's write must not come last,
+    or that module is never watched."""
+    from reloader.warm.worker import Reporter
+    from reloader.watching import Sources
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    lazy = tmp_path / "lazy.py"
+    lazy.write_text("")
+    sources = Sources(cwd=tmp_path)
+    reporter = Reporter(run, sources, started_ns=1, loaded=True, environ={})
+    first_writing, second_wrote = threading.Event(), threading.Event()
+    write = run.write_report
+
+    def slow_first_write(kind: str, report: Report) -> None:
+        if threading.current_thread().name == "first":
+            first_writing.set()
+            # Without the lock, the second report is written meanwhile; with it, the
+            # second thread waits for this one, and the wait runs out.
+            second_wrote.wait(timeout=0.5)
+        write(kind, report)
+        if threading.current_thread().name == "second":
+            second_wrote.set()
+
+    run.write_report = slow_first_write  # type: ignore[method-assign]
+    first = threading.Thread(target=reporter.report, name="first")
+    first.start()
+
+    def import_then_report() -> None:
+        first_writing.wait(timeout=10)
+        sources.add_files([lazy])  # what a lazy import adds to the plan
+        reporter.report()
+
+    second = threading.Thread(target=import_then_report, name="second")
+    second.start()
+    first.join(timeout=10)
+    second.join(timeout=10)
+    final = run.worker_report(os.getpid())
+    assert final is not None and str(lazy) in final.files

@@ -121,3 +121,50 @@ def test_failure_files_include_syntax_error_file_and_traceback(tmp_path: Path) -
         sys.path.remove(str(tmp_path))
     assert broken in files
     assert Path(__file__).absolute() in files
+
+
+@pytest.mark.parametrize("keep_going", [True, False])
+def test_a_watcher_that_must_keep_going_survives_an_unexpected_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keep_going: bool
+) -> None:
+    """The warm supervisor does nothing but watch: an exception out of its callback (or its
+    plan) must not leave the server deaf. It watches again, and a save made meanwhile is
+    still seen. A serving process's watcher just ends (its worker serves on)."""
+    import threading
+    import time
+
+    import reloader.watcher
+    from reloader.watcher import Watcher
+
+    monkeypatch.setattr(reloader.watcher, "RETRY_SECONDS", 0.2)
+    source = tmp_path / "views.py"
+    source.write_text("A = 1\n")
+    calls: list[set[Path]] = []
+    called = threading.Event()
+
+    def on_changes(paths: set[Path]) -> bool:
+        calls.append(paths)
+        called.set()
+        if len(calls) == 1:
+            raise RuntimeError("unexpected")
+        return False
+
+    watcher = Watcher(
+        Sources([str(source)], cwd=tmp_path), ChangeFilter((), tmp_path), False, on_changes,
+        keep_going=keep_going,
+    )  # fmt: skip
+    watcher.start()
+    try:
+        # Without keep_going, no second call ever comes: a few saves are enough to tell.
+        deadline = time.monotonic() + (20 if keep_going else 3)
+        count = 1
+        while len(calls) < 2 and time.monotonic() < deadline:
+            source.write_text(f"A = {count + 1}\n")
+            count += 1
+            called.wait(timeout=0.5)
+            called.clear()
+        assert len(calls) >= 1, "the first save was never seen"
+        assert (len(calls) >= 2) == keep_going
+        assert all(source in paths for paths in calls)
+    finally:
+        watcher.stop()
