@@ -107,7 +107,7 @@ class Worker:
                 # autoreload_started runs the apps' receivers: user code that may raise too.
                 # Only a bridge that started offers changes to Django; while the error page
                 # is served, every change restarts.
-                bridge = DjangoBridge(sources)
+                bridge = DjangoBridge(sources, self.inflight.streams_open)
                 bridge.start()
                 self.django = bridge
         except (Exception, SystemExit) as exc:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable, Iterator, MutableSet
+from collections.abc import Callable, Iterable, Iterator, MutableSet
 from pathlib import Path
 from typing import Any
 
 from ..log import describe_paths
 from ..watching import Pattern, Sources
 from ..watching.plan import split_glob
+from .unheard import forget_unheard_flags
 
 __all__ = ["DjangoBridge", "django_ready", "load_urlconf"]
 
@@ -69,8 +70,10 @@ class _ExtraFiles(MutableSet[Path]):
 class DjangoBridge:
     """The `sender` of Django's autoreload signals in this process."""
 
-    def __init__(self, sources: Sources) -> None:
+    def __init__(self, sources: Sources, streams_open: Callable[[], bool]) -> None:
         self._sources = sources
+        self._streams_open = streams_open
+        """Whether this process streams a response now: then a stream hears its flags."""
         self.extra_files: MutableSet[Path] = _ExtraFiles(sources)
         self.patterns: set[Pattern] = set()
         """What Django apps asked to watch; their changes go to `file_changed` first."""
@@ -116,6 +119,8 @@ class DjangoBridge:
                 refreshed.add(path)
         if refreshed:
             logger.info("refreshed without a restart: %s", describe_paths(refreshed))
+            if not self._streams_open():
+                forget_unheard_flags()
         return settled
 
     def _handled(self, path: Path) -> bool:

@@ -118,6 +118,11 @@ class InFlight:
         with self._lock:
             self._open.pop(key, None)
 
+    def streams_open(self) -> bool:
+        """Whether a response of unknown length is being streamed now (an event stream)."""
+        with self._lock:
+            return any(r.streaming and not r.length_known for r in self._open.values())
+
     def ends_now(self, request: _Request) -> bool:
         return self.stopping and request.streaming and not request.length_known
 
