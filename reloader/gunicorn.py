@@ -12,8 +12,11 @@ by RELOADER_APP / DJANGO_SETTINGS_MODULE as for `reloader.wsgi`.
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
+from .log import make_visible
 from .settings import read_options
 
 __all__ = [
@@ -30,11 +33,28 @@ wsgi_app = "reloader.wsgi:application"
 
 _arbiter: Any = None
 
+logger = logging.getLogger("reloader")
+
+
+def _serve_through_the_wrapper(server: Any) -> None:
+    """`gunicorn -c python:reloader.gunicorn mysite.wsgi:application`: the application named on
+    the command line overrides `wsgi_app`. Served as it is, it would run no wrapper, so no
+    worker would report what to watch and no save would ever reload: the wrapper serves it."""
+    application: Any = getattr(server, "app", None)
+    named = getattr(application, "app_uri", None)
+    if not isinstance(named, str) or named == wsgi_app or not hasattr(application, "wsgi"):
+        return  # our own wsgi_app, or a paste deployment or an application class of its own
+    os.environ["RELOADER_APP"] = named
+    application.app_uri = wsgi_app
+    make_visible()
+    logger.info("serving %s through reloader's wrapper (as RELOADER_APP)", named)
+
 
 def on_starting(server: Any) -> None:
     global _arbiter
     if not read_options({}).enabled:
         return
+    _serve_through_the_wrapper(server)
     from .warm.arbiter import WarmArbiter
 
     _arbiter = WarmArbiter(server)

@@ -113,6 +113,20 @@ def test_config_edit_reexecs_the_arbiter_in_place(
     assert len(server.helper_pids()) == 1, "one watcher after the re-exec, not two"
 
 
+def test_the_application_named_on_the_command_line_is_reloaded(
+    gunicorn: StartGunicorn, demo_project: Path
+) -> None:
+    """The usual gunicorn habit, the application after the options, instead of RELOADER_APP."""
+    env = {k: v for k, v in DEMO_ENV.items() if k != "RELOADER_APP"}
+    server = gunicorn(
+        "-c", "python:reloader.gunicorn", "-w", "2", "--threads", "4", DEMO_ENV["RELOADER_APP"],
+        cwd=demo_project, env=env, warm=DEMO_WARM, workers=2, helpers=(SUPERVISOR,),
+    )  # fmt: skip
+    write(demo_project / "pages" / "version.py", 'VERSION = "v2"\n')
+    assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+    assert restart_lines(server.log(), "version.py")
+
+
 def test_disabled_means_no_watcher_process(gunicorn: StartGunicorn, demo_project: Path) -> None:
     server = _start(gunicorn, demo_project, "-c", "python:reloader.gunicorn", "-w", "2",
                     RELOADER_ENABLED="0")  # fmt: skip
