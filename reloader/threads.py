@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["StopFlag", "allocate_lock", "start_thread"]
+__all__ = ["StopFlag", "allocate_lock", "allocate_rlock", "start_thread"]
 
 
 def _original(name: str) -> Any:
@@ -27,6 +27,12 @@ def allocate_lock() -> Any:
     """A lock the watcher thread can share with the serving code: gevent's patched one must
     not be taken by a real thread while a greenlet waits for it (gevent raises LoopExit)."""
     return _original("allocate_lock")()
+
+
+def allocate_rlock() -> Any:
+    """A reentrant lock of the same kind: one that a signal handler may take again in the
+    thread it interrupted."""
+    return _original("RLock")()
 
 
 def start_thread(function: Callable[[], None]) -> None:

@@ -19,7 +19,6 @@ from ..settings import RUN_DIR_VARIABLE
 
 __all__ = ["ENV", "Report", "RunDir"]
 
-REFRESH = "refresh.json"
 REEXEC = "reexec-request"
 """Present while the supervisor wants the arbiter to re-exec (no .json: not a report). A file
 of its own, so a warm-up asked for meanwhile cannot overwrite it: every signal to the arbiter
@@ -126,7 +125,7 @@ class RunDir:
         except FileNotFoundError:
             return times  # removed under us: the arbiter makes it again
         for entry in entries:
-            if entry.name.endswith(".json") and entry.name != REFRESH:
+            if entry.name.endswith(".json"):
                 with contextlib.suppress(FileNotFoundError):
                     times[entry.name] = entry.stat().st_mtime_ns
         return times
@@ -141,13 +140,6 @@ class RunDir:
         except FileNotFoundError:
             return False
         return True
-
-    def request_refresh(self, paths: list[str]) -> None:
-        self._write(REFRESH, paths)
-
-    def refresh_paths(self) -> list[str]:
-        data = self._read(REFRESH)
-        return [str(p) for p in data] if isinstance(data, list) else []
 
 
 def _parse_report(data: dict[str, object]) -> Report:
