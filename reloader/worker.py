@@ -123,7 +123,7 @@ class Worker:
         `app`, caught up with them before each request."""
         try:
             refreshes = RefreshLog(shared)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a damaged generation file
             logger.warning("template refreshes are not shared with the other processes: %s", exc)
             return app
         refreshes.follow(self._changed)

@@ -218,7 +218,7 @@ class Supervisor:
         applies them then (see `refreshlog`)."""
         try:
             log = RefreshLog(self.run.path)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             logger.error("cannot publish the refresh of %s: %s", describe_paths(paths), exc)
             return
         try:
