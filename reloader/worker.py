@@ -63,8 +63,9 @@ class Worker:
         where the supervisor does."""
 
     def boot(self) -> WSGIApp:
-        """Start watching, then load the target; return what to serve: the application, or an
-        error page while it fails to load."""
+        """Wait for a burst of saves to settle, start watching, then load the target; return
+        what to serve: the application (caught up with the other processes' template
+        refreshes before each request), or an error page while it fails to load."""
         make_visible()
         make_stdout_line_buffered()
         self.restarter = detect_restarter()

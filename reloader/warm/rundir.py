@@ -1,8 +1,9 @@
 """The run directory: how the arbiter, its workers and the watcher process share state.
 
-Everything is a small JSON file replaced atomically, so a reader never sees half of one, and
-the watcher process learns of a new or updated report the way it learns of any change: from
-a file event in a directory it watches.
+Every report is a small JSON file replaced atomically, so a reader never sees half of one,
+and the watcher process learns of a new or updated report the way it learns of any change:
+from a file event in a directory it watches. The directory is also the one the workers share
+as any server's processes do (see `rendezvous`): the refresh log, the last restart's record.
 """
 
 from __future__ import annotations
