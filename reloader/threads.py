@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["StopFlag", "allocate_lock", "start_thread"]
+__all__ = ["StopFlag", "allocate_lock", "allocate_rlock", "start_thread"]
 
 
 def _original(name: str) -> Any:
@@ -46,6 +46,12 @@ _FAULTS = {
     signal.SIGTRAP,
 }
 """Raised by the faulting thread itself: blocking them would hide a crash."""
+
+
+def allocate_rlock() -> Any:
+    """A reentrant lock of the same kind: one that a signal handler may take again in the
+    thread it interrupted."""
+    return _original("RLock")()
 
 
 def start_thread(function: Callable[[], None]) -> None:

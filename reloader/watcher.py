@@ -17,7 +17,7 @@ from .bytecode import stale_bytecode
 from .monitors import STEP_MS, Monitor, PollingMonitor, choose_monitor
 from .threads import StopFlag, start_thread
 from .watching import ChangeFilter, WatchPlan
-from .watching.plan import change_ns
+from .watching.plan import MTIME_SLACK_NS, change_ns
 
 __all__ = ["MTIME_SLACK_NS", "RESCAN_TICKS", "PlanSource", "Watcher"]
 
@@ -25,9 +25,6 @@ logger = logging.getLogger("reloader")
 
 RESCAN_TICKS = 8
 """Quiet ticks (2 s) between two looks for directories that did not exist yet."""
-MTIME_SLACK_NS = 20_000_000
-"""File times come from a coarse kernel clock that lags `time.time_ns()` by up to a tick:
-this much earlier still counts as 'after we looked'."""
 STALE_BYTECODE_NS = 60_000_000_000
 """Sources saved this long before the process started are checked for stale bytecode when
 first seen: the saves that leave it (two within one second) come in bursts, and the process
@@ -47,6 +44,10 @@ class PlanSource(Protocol):
     def plan(self) -> WatchPlan: ...
 
     def modules_changed(self) -> bool: ...
+
+    def read_ns(self, path: Path) -> int:
+        """When this process read `path` (its module was imported); 0 if not known."""
+        ...
 
 
 class Watcher:
@@ -162,7 +163,8 @@ class Watcher:
     def _catch_up(self, plan: WatchPlan) -> bool:
         """Dispatch the plan's files modified while nothing watched them; True if watching
         ended. A file the last look covered counts from that look on; any other file counts
-        from the start, since no monitor may have covered it until now."""
+        from the start, since no monitor may have covered it until now, or from when its
+        module was imported, if that was later: a save before the import was read by it."""
         now_ns = time.time_ns()
         touched = set()
         recent = set()
@@ -170,7 +172,7 @@ class Watcher:
         for path in plan.existing_files():
             new = path not in self._seen
             changed = change_ns(path)  # an older copy put in place counts too
-            since = self._start_ns if new else self._since_ns
+            since = max(self._start_ns, self.sources.read_ns(path)) if new else self._since_ns
             if since < changed <= now_ns and self.accept(path):
                 touched.add(path)
             looked_at.add(path)

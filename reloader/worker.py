@@ -15,7 +15,9 @@ import time
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from .bursts import BurstWatch, record_restart
 from .bytecode import discard_bytecode
+from .importclock import ImportClock
 from .integrations.django import DjangoBridge, django_ready, load_urlconf
 from .log import (
     describe_paths,
@@ -25,6 +27,8 @@ from .log import (
     reclaim_logger,
 )
 from .monitors import STEP_MS
+from .refreshlog import RefreshLog, refreshable
+from .rendezvous import server_directory
 from .restarters import Restarter, detect_restarter
 from .serving import ErrorApp, LoadFailure
 from .serving.inflight import InFlight
@@ -33,7 +37,6 @@ from .target import WSGIApp, describe, import_app
 from .warm.worker import Reporter, environ_at_django_setup, managed_run_dir
 from .watcher import Watcher
 from .watching import ChangeFilter, Sources
-from .watching.plan import saved_after
 
 __all__ = ["NOTICE_NS", "Worker"]
 
@@ -52,29 +55,49 @@ class Worker:
         self.restarter: Restarter | None = None
         self.restarting = False
         self.inflight = InFlight()
+        self.shared: Path | None = None
+        """The directory this process shares with the server's others (see `rendezvous`)."""
+        self.refreshes: RefreshLog | None = None
+        self.publishes = True
+        """Whether this process tells the others of the changes it sees: not in warm mode,
+        where the supervisor does."""
 
     def boot(self) -> WSGIApp:
-        """Start watching, then load the target; return what to serve: the application, or an
-        error page while it fails to load."""
+        """Wait for a burst of saves to settle, start watching, then load the target; return
+        what to serve: the application (caught up with the other processes' template
+        refreshes before each request), or an error page while it fails to load."""
         make_visible()
         make_stdout_line_buffered()
-        started_ns = time.time_ns()
         self.restarter = detect_restarter()
         self.restarter.on_graceful_stop(self._stopping)
         sources = Sources(self.options.extra_files)
         run = managed_run_dir()
+        accept = ChangeFilter(self.options.ignore, sources.cwd)
+        self.shared = run.path if run is not None else server_directory(describe(self.target))
+        self.publishes = run is None
+        # Before anything is read: a burst of saves still going on is waited for.
+        burst = BurstWatch.load(self.shared, accept)
+        if burst is not None:
+            burst.settle()
+        started_ns = time.time_ns()
         if run is None:
-            accept = ChangeFilter(self.options.ignore, sources.cwd)
             Watcher(sources, accept, self.options.polling, self._changed).start()
+        # In warm mode the import is short, and the supervisor judges it by its start alone.
+        clock = ImportClock(burst.settle if burst is not None and run is None else None)
+        sources.import_times = clock.times
         sources.loading = True
         environ_at_setup: AbstractContextManager[dict[str, str]] = (
             environ_at_django_setup() if run else contextlib.nullcontext({})
         )
         try:
-            with environ_at_setup as environ:
+            with environ_at_setup as environ, clock:
                 served = self._load(sources)
         finally:
             sources.loading = False
+        if burst is not None and burst.waited:
+            logger.info("waited %.1f s for a burst of saves to settle", burst.waited)
+        if self.django is not None and self.shared is not None:
+            served = self._follow_refreshes(self.shared, served)
         if run is not None:
             # The arbiter's supervisor watches for this worker: tell it what to watch.
             loaded = not isinstance(served, ErrorApp)
@@ -84,18 +107,29 @@ class Worker:
             reporter.extra_files = self.options.extra_files
             reporter.ignore, reporter.polling = self.options.ignore, self.options.polling
             reporter.report()
-            reporter.listen(self._changed)
-        # A file saved while we loaded: we may hold its old code or its new one. Either way
-        # we must not answer before the others noticed the save, or we could be the first
-        # fresh answer while they still serve the old code: restart like them. (After the
-        # report: from then on the supervisor covers a save in warm mode.)
+            if self.refreshes is not None:
+                reporter.listen(self.refreshes.catch_up)
+        # A file saved after we read it: we hold its old code. Restart like the others. (After
+        # the report: from then on the supervisor covers a save in warm mode.)
         changes = sources.changes()
-        late = saved_after(changes, started_ns)
+        late = sources.saved_since_read(changes, started_ns)
         if late:
             self._changed(late)
         elif run is None:
             _let_others_notice(changes)
         return self.inflight.wrap(served)
+
+    def _follow_refreshes(self, shared: Path, app: WSGIApp) -> WSGIApp:
+        """Share in-place refreshes with the server's other processes (see `refreshlog`):
+        `app`, caught up with them before each request."""
+        try:
+            refreshes = RefreshLog(shared)
+        except (OSError, ValueError) as exc:  # ValueError: a damaged generation file
+            logger.warning("template refreshes are not shared with the other processes: %s", exc)
+            return app
+        refreshes.follow(self._changed)
+        self.refreshes = refreshes
+        return refreshes.wrap(app)
 
     def _load(self, sources: Sources) -> WSGIApp:
         if not isinstance(self.target, str):
@@ -131,6 +165,9 @@ class Worker:
     def _changed(self, paths: set[Path]) -> bool:
         """Called by the watcher thread; True once a restart is under way."""
         if self.django is not None:
+            if self.refreshes is not None and self.publishes:
+                # Before applying them here: from our next answer on, the others are behind.
+                self.refreshes.publish(refreshable(paths, self.django.declared))
             paths -= self.django.refresh(paths)
             if not paths:
                 return False
@@ -139,6 +176,8 @@ class Worker:
             return True  # the check after loading and the watcher may both see one save
         self.restarting = True
         discard_bytecode(paths)
+        if self.shared is not None and self.publishes:
+            record_restart(self.shared, paths)
         name, pid = self.restarter.name, os.getpid()
         logger.info("restarting %s %d: changed %s", name, pid, describe_paths(paths))
         self.restarter.restart()

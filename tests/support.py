@@ -18,8 +18,10 @@ the test machines are shared and slow; a passing test never waits for them.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import http.client
+import itertools
 import os
 import re
 import shutil
@@ -535,6 +537,16 @@ def write_mo(path: Path, messages: Mapping[str, str]) -> None:
     _bump_mtime(path, before)
 
 
+def save_paced(saves: Iterable[tuple[Path, str]], gaps: Sequence[float]) -> None:
+    """Save each (path, text) in turn, ``gaps`` (seconds, cycled) apart: a burst as a script,
+    a formatter or a rebase makes it, longer than a worker's restart. (The sleeps pace the
+    saves; they wait for nothing.)"""
+    for n, (path, text) in enumerate(saves):
+        if n:
+            time.sleep(gaps[(n - 1) % len(gaps)])
+        write(path, text)
+
+
 # --------------------------------------------------------------------------- reloader log
 
 
@@ -654,6 +666,99 @@ def assert_fresh_everywhere(
     if warm_path is not None:
         server.warm(warm_path, check=fresh)
     return first
+
+
+@dataclass
+class Answer:
+    """One answer a `SteadyLoad` client got, with when it asked and when it got it."""
+
+    sent: float
+    """`time.monotonic()` before the request was sent."""
+    received: float
+    status: int
+    body: str
+
+
+class SteadyLoad:
+    """``clients`` threads asking ``url`` one request after another, each on a new connection
+    (so they spread over the workers), until the block ends; every answer is kept in
+    ``answers``. Requests that fail outright count too, with status 0."""
+
+    def __init__(self, url: str, clients: int = 4) -> None:
+        self.url = url
+        self.answers: list[Answer] = []
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._ask, name=f"load-{n}", daemon=True)
+            for n in range(clients)
+        ]
+
+    def _ask(self) -> None:
+        while not self._stop.is_set():
+            sent = time.monotonic()
+            resp = try_get(self.url, timeout=10)
+            status, body = (resp.status, resp.body) if resp is not None else (0, "")
+            self.answers.append(Answer(sent, time.monotonic(), status, body))
+
+    def wait_for(self, text: str, then: int = 0) -> None:
+        """Wait until an answer contained ``text``, and ``then`` more answers came after it."""
+
+        def seen() -> bool:
+            first = next((i for i, a in enumerate(self.answers) if text in a.body), None)
+            return first is not None and len(self.answers) - first > then
+
+        wait_until(seen, message=lambda: f"{text!r} under load, last: {self.answers[-1:]}")
+
+    def __enter__(self) -> SteadyLoad:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+
+
+def older_after_newer(answers: Sequence[Answer], version: Callable[[str], int | None]) -> list[str]:
+    """Each answer with an older ``version`` of its body than an answer received before it
+    was sent: what a user who saw the new page, then asked again, would call stale. Answers
+    without a version (a failed request) are left out; the caller checks those."""
+    known = sorted((a.received, v) for a in answers if (v := version(a.body)) is not None)
+    received = [when for when, _ in known]
+    newest_by_then = list(itertools.accumulate((v for _, v in known), max))
+    stale = []
+    for answer in answers:
+        mine = version(answer.body)
+        before = bisect.bisect_left(received, answer.sent)
+        if mine is not None and before and newest_by_then[before - 1] > mine:
+            stale.append(f"version {mine} after {newest_by_then[before - 1]}: {answer.body!r}")
+    return stale
+
+
+TEMPLATE_VERSION_RE = re.compile(r"template-v(\d+)")
+
+
+def template_version(body: str) -> int | None:
+    match = TEMPLATE_VERSION_RE.search(body)
+    return int(match.group(1)) if match else None
+
+
+def assert_refreshes_never_go_back(url: str, template: Path, saves: int = 4) -> None:
+    """Save ``template`` (which renders "template-v1" at ``url``) ``saves`` times in a row
+    while clients keep asking: every answer is 200, and none renders an older version than an
+    answer received before it was asked for."""
+    text = template.read_text()
+    assert template_version(text) == 1, f"{template} should say template-v1"
+    with SteadyLoad(url) as load:
+        load.wait_for("template-v1", then=20)
+        for n in range(2, 2 + saves):
+            atomic_save(template, TEMPLATE_VERSION_RE.sub(f"template-v{n}", text))
+            load.wait_for(f"template-v{n}", then=40)
+    failed = [a for a in load.answers if a.status != 200 or template_version(a.body) is None]
+    assert not failed, f"{len(failed)} failed answers, e.g. {failed[0]}"
+    stale = older_after_newer(load.answers, template_version)
+    assert not stale, f"{len(stale)} of {len(load.answers)} answers stale:\n" + "\n".join(stale[:8])
 
 
 def lines_naming_pid(lines: Iterable[str], pid: int) -> list[str]:

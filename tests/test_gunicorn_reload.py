@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from support import (
     lines_naming_pid,
     restart_lines,
     save_older,
+    save_paced,
     wait_until,
     write,
 )
@@ -145,6 +147,63 @@ def test_burst_of_saves_restarts_each_worker_once(
     for pid in old_pids:
         assert len(lines_naming_pid(lines, pid)) == 1, "\n".join(lines)
     assert len(lines) == len(old_pids), "\n".join(lines)
+
+
+LONG_BURST = 12
+"""Modules a long burst saves, 100-200 ms apart: 1.7 s, several times a worker's restart."""
+
+
+RESTARTED_RE = re.compile(r"restarting (?:gunicorn worker|workers?) ([\d, ]+):")
+
+
+def restarted_pids(log: str) -> list[int]:
+    """Each worker a restart line names, as often as it is named: a worker's own line, the
+    warm supervisor's 'restarting workers 11, 12: changed ...'."""
+    return [
+        int(pid)
+        for line in restart_lines(log)
+        if (match := RESTARTED_RE.search(line))
+        for pid in match.group(1).split(", ")
+    ]
+
+
+@pytest.mark.parametrize("mode", ["per-worker", "warm"])
+def test_long_burst_does_not_restart_per_save(
+    gunicorn: StartGunicorn, demo_project: Path, mode: str
+) -> None:
+    """A burst longer than a restart: the first save restarts the workers, whose replacements
+    wait for the rest and load the final tree once, instead of restarting for each part. A
+    warm worker loads in less than the gap between two saves: it serves the first part (a
+    single save must not wait), and restarts once more when the second comes."""
+    bulk = demo_project / "pages" / "bulk"
+    bulk.mkdir()
+    names = [f"m{i:02d}" for i in range(LONG_BURST)]
+    (bulk / "__init__.py").write_text(
+        "".join(f"from .{n} import X as {n}\n" for n in names) + f"TOTAL = {' + '.join(names)}\n"
+    )
+    for name in names:
+        (bulk / f"{name}.py").write_text("X = 1\n")
+    write(
+        demo_project / "pages" / "version.py", 'from .bulk import TOTAL\n\nVERSION = f"v{TOTAL}"\n'
+    )
+    args = WORKER_ARGS["gthread"] if mode == "per-worker" else ("-c", "python:reloader.gunicorn")
+    server = gunicorn(*args, "-w", "2", "--threads", "4", "reloader.wsgi:application",
+                      cwd=demo_project, env=DEMO_ENV, warm=DEMO_WARM, workers=2,
+                      helpers=("reloader.warm",))  # fmt: skip
+    assert get(server.url("/version/")).body.startswith(f"v{LONG_BURST} pid=")
+    old_pids = server.worker_pids()
+
+    save_paced([(bulk / f"{n}.py", "X = 100\n") for n in names], gaps=[0.1, 0.15, 0.2])
+
+    assert_fresh_everywhere(server, "/version/", f"v{100 * LONG_BURST} pid=", DEMO_WARM)
+    restarted = restarted_pids(server.log())
+    # Late events of the burst restart nothing more.
+    with pytest.raises(AssertionError):
+        wait_until(lambda: restarted_pids(server.log()) != restarted, timeout=QUIET_PERIOD)
+    lines = "\n".join(restart_lines(server.log()))
+    assert sorted(p for p in restarted if p in old_pids) == sorted(old_pids), lines
+    again = [p for p in restarted if p not in old_pids]
+    assert len(again) <= (0 if mode == "per-worker" else len(old_pids)), lines
 
 
 @pytest.mark.parametrize("worker", WORKERS)

@@ -97,6 +97,10 @@ class DjangoBridge:
         translation.get_language()  # connects the translation receivers when USE_I18N
         autoreload.autoreload_started.send(sender=self)
 
+    def declared(self, path: Path) -> bool:
+        """Whether `path` is in a directory a Django app asked to watch."""
+        return any(p.matches(path) for p in self.patterns)
+
     def refresh(self, paths: set[Path]) -> set[Path]:
         """Offer each changed file to `file_changed`, once per save; return the paths that need
         no restart: those a receiver handled, and those in a declared directory that are gone
@@ -107,7 +111,7 @@ class DjangoBridge:
             try:
                 stat = path.stat()
             except OSError:
-                if any(p.matches(path) for p in self.patterns):
+                if self.declared(path):
                     settled.add(path)
                 continue
             signature = (stat.st_ino, stat.st_size, stat.st_mtime_ns)

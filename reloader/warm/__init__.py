@@ -4,7 +4,8 @@ arbiter that already imported the third-party code they need.
 `reloader.gunicorn` wires these parts into gunicorn's hooks:
 
 - `rundir.py`: the files through which the processes talk (each worker's report of what it
-  imported and watches, the arbiter's own files, refresh requests);
+  imported and watches, the arbiter's own files); the refresh log (`refreshlog`) and the
+  last restart's record (`bursts`) live there too;
 - `preload.py`: importing, in the arbiter, the third-party modules the workers reported,
   rolling back any that fail or misbehave;
 - `django_setup.py`, `opened.py`, `footprint.py`: `django.setup()` in the arbiter, the files

@@ -1,8 +1,9 @@
 """The run directory: how the arbiter, its workers and the watcher process share state.
 
-Everything is a small JSON file replaced atomically, so a reader never sees half of one, and
-the watcher process learns of a new or updated report the way it learns of any change: from
-a file event in a directory it watches.
+Every report is a small JSON file replaced atomically, so a reader never sees half of one,
+and the watcher process learns of a new or updated report the way it learns of any change:
+from a file event in a directory it watches. The directory is also the one the workers share
+as any server's processes do (see `rendezvous`): the refresh log, the last restart's record.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from ..settings import RUN_DIR_VARIABLE
 
 __all__ = ["ENV", "Report", "RunDir"]
 
-REFRESH = "refresh.json"
 REEXEC = "reexec-request"
 """Present while the supervisor wants the arbiter to re-exec (no .json: not a report). A file
 of its own, so a warm-up asked for meanwhile cannot overwrite it: every signal to the arbiter
@@ -126,7 +126,7 @@ class RunDir:
         except FileNotFoundError:
             return times  # removed under us: the arbiter makes it again
         for entry in entries:
-            if entry.name.endswith(".json") and entry.name != REFRESH:
+            if entry.name.endswith(".json"):
                 with contextlib.suppress(FileNotFoundError):
                     times[entry.name] = entry.stat().st_mtime_ns
         return times
@@ -141,13 +141,6 @@ class RunDir:
         except FileNotFoundError:
             return False
         return True
-
-    def request_refresh(self, paths: list[str]) -> None:
-        self._write(REFRESH, paths)
-
-    def refresh_paths(self) -> list[str]:
-        data = self._read(REFRESH)
-        return [str(p) for p in data] if isinstance(data, list) else []
 
 
 def _parse_report(data: dict[str, object]) -> Report:

@@ -24,12 +24,14 @@ import time
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 
+from ..bursts import record_restart
 from ..bytecode import discard_bytecode, stale_bytecode
 from ..log import describe_paths
+from ..refreshlog import RefreshLog, refreshable
 from ..watcher import STALE_BYTECODE_NS
 from ..watching import Pattern, WatchPlan
 from ..watching.plan import change_ns, saved_after
-from .rundir import REEXEC, REFRESH, Report, RunDir
+from .rundir import Report, RunDir
 
 __all__ = ["SIGNAL", "ReportedSources", "Supervisor"]
 
@@ -37,7 +39,7 @@ logger = logging.getLogger("reloader")
 
 SIGNAL = signal.SIGURG
 """To the arbiter: import what the workers reported, and re-exec if the run directory asks
-for it. To a worker: offer the paths of the refresh request to Django. Ignored by
+for it. To a worker: apply the refreshes published in the run directory now. Ignored by
 default and unused by gunicorn, so a stray one harms nothing."""
 
 
@@ -100,6 +102,9 @@ class ReportedSources:
     def modules_changed(self) -> bool:
         return False  # reports arrive as file events
 
+    def read_ns(self, path: Path) -> int:
+        return 0  # a worker's start time covers what it read (see `_saved_since`)
+
     def plan(self) -> WatchPlan:
         files = set(self.arbiter_files)
         patterns = {Pattern(self.run.path, "*.json")} | self.refresh_patterns
@@ -110,7 +115,7 @@ class ReportedSources:
         return WatchPlan(frozenset(files), frozenset(patterns))
 
     def is_report(self, path: Path) -> bool:
-        return path.parent == self.run.path and path.name not in (REFRESH, REEXEC)
+        return path.parent == self.run.path and path.suffix == ".json"
 
     def held_by_arbiter(self, path: Path) -> bool:
         return path in self.arbiter_files or any(p.matches(path) for p in self.arbiter_patterns)
@@ -155,9 +160,9 @@ class Supervisor:
             self.run.request_reexec()
             self._signal([self.arbiter_pid], SIGNAL)
             return False
-        refresh = {p for p in paths if p.suffix != ".py" and self._declared(p)}
+        refresh = refreshable(paths, self._declared)
         if refresh:
-            self.run.request_refresh(sorted(str(p) for p in refresh))
+            self._publish(refresh)
             self._signal([r.pid for r in self.sources.workers], SIGNAL)
         restart = paths - refresh
         if restart:
@@ -172,6 +177,7 @@ class Supervisor:
             ]
             if stale:
                 discard_bytecode(restart)
+                record_restart(self.run.path, restart)
                 logger.info(
                     "restarting workers %s: changed %s",
                     ", ".join(str(r.pid) for r in stale),
@@ -190,6 +196,7 @@ class Supervisor:
             late = _saved_since({Path(f) for f in report.files}, report.started_ns)
             if late:
                 discard_bytecode(late)
+                record_restart(self.run.path, late)
                 logger.info(
                     "restarting worker %d: changed while it started: %s",
                     report.pid,
@@ -205,6 +212,19 @@ class Supervisor:
         if modules - self.offered:
             self.offered |= modules
             self._signal([self.arbiter_pid], SIGNAL)
+
+    def _publish(self, paths: set[Path]) -> None:
+        """Before the signal: a worker that answers a request before it handles the signal
+        applies them then (see `refreshlog`)."""
+        try:
+            log = RefreshLog(self.run.path)
+        except (OSError, ValueError) as exc:
+            logger.error("cannot publish the refresh of %s: %s", describe_paths(paths), exc)
+            return
+        try:
+            log.publish(sorted(paths))
+        finally:
+            log.close()
 
     def _declared(self, path: Path) -> bool:
         return any(p.matches(path) for p in self.sources.refresh_patterns)

@@ -127,11 +127,13 @@ class Reporter:
             # directory and restarts the workers.
             logger.error("worker %d cannot report what to watch: %s", os.getpid(), exc)
 
-    def listen(self, on_changes: Callable[[set[Path]], bool]) -> None:
-        """Apply the supervisor's refresh requests with `on_changes`, as a watcher would."""
+    def listen(self, catch_up: Callable[[], None]) -> None:
+        """Apply the refreshes the supervisor published (see `refreshlog`) as soon as it
+        signals them, not only before the next request: a stream this process holds (a live
+        reload's) hears of them now."""
 
         def refresh(_signum: int, _frame: FrameType | None) -> None:
-            on_changes({Path(p) for p in self.run.refresh_paths()})
+            catch_up()
 
         signal.signal(SIGNAL, refresh)
 

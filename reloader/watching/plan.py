@@ -17,6 +17,7 @@ from pathlib import Path
 __all__ = [
     "GLOB_CHARS",
     "MAX_TREE_DIRECTORIES",
+    "MTIME_SLACK_NS",
     "Pattern",
     "WatchPlan",
     "change_ns",
@@ -28,6 +29,10 @@ __all__ = [
 MAX_TREE_DIRECTORIES = 2000
 """How many directories one recursive pattern may add, so a stray '**' on a home directory
 cannot eat the inotify budget."""
+
+MTIME_SLACK_NS = 20_000_000
+"""File times come from a coarse kernel clock that lags `time.time_ns()` by up to a tick:
+this much earlier still counts as 'after we looked'."""
 
 _SKIPPED_DIRECTORIES = frozenset({"__pycache__", "node_modules"})
 

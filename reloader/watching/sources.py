@@ -13,12 +13,12 @@ import site
 import sys
 import sysconfig
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 
 from ..threads import allocate_lock
-from .plan import GLOB_CHARS, Pattern, WatchPlan, change_ns, split_glob
+from .plan import GLOB_CHARS, MTIME_SLACK_NS, Pattern, WatchPlan, change_ns, split_glob
 
 __all__ = ["Sources", "is_third_party", "module_file", "third_party_roots"]
 
@@ -87,6 +87,10 @@ class Sources:
         self._patterns: set[Pattern] = set()
         self._module_count = -1
         self._module_files: frozenset[Path] = frozenset()
+        self._read_ns: dict[Path, int] = {}
+        self.import_times: Mapping[str, int] = {}
+        """When each module was first looked for while the application loaded (see
+        `importclock`), by name: its file was read then."""
         self._scanned_at = 0.0
         self.loading = False
         """Set while the application is being imported."""
@@ -143,6 +147,23 @@ class Sources:
         """When each file of the plan last changed (`change_ns`)."""
         return {path: change_ns(path) for path in self.plan().files}
 
+    def read_ns(self, path: Path) -> int:
+        """When the module of `path` was imported, less the file clock's slack; 0 when not
+        known (a file that is no module, one imported before the application loaded)."""
+        read = self._read_ns.get(path, 0)
+        return read - MTIME_SLACK_NS if read else 0
+
+    def saved_since_read(self, changes: Mapping[Path, int], started_ns: int) -> set[Path]:
+        """Of files and their `change_ns`, those saved after this process read them: after
+        its module was imported, or for any other file after `started_ns`. A file dated in
+        the future is left out: it would count as saved after every start."""
+        now = time.time_ns()
+        return {
+            path
+            for path, changed in changes.items()
+            if max(started_ns, self.read_ns(path)) < changed <= now
+        }
+
     def plan(self) -> WatchPlan:
         module_files = self._scan_modules()
         project_dirs = {f.parent for f in module_files if not is_third_party(f)}
@@ -156,10 +177,14 @@ class Sources:
         count = len(sys.modules)
         if count != self._module_count:
             found = set()
-            for module in list(sys.modules.values()):
+            times = self.import_times
+            for name, module in list(sys.modules.items()):
                 path = module_file(module) if module is not None else None
                 if path is not None:
-                    found.add(path if path.is_absolute() else self.cwd / path)
+                    path = path if path.is_absolute() else self.cwd / path
+                    found.add(path)
+                    if name in times:
+                        self._read_ns[path] = times[name]
             self._module_files = frozenset(found)
             self._module_count = count
             self._scanned_at = time.monotonic()

@@ -1,0 +1,216 @@
+"""What the processes of one server share: their directory, the refresh log, the last restart
+(bursts of saves) and when each module was read."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reloader.bursts import QUIET_NS, BurstWatch, record_restart
+from reloader.importclock import ImportClock
+from reloader.refreshlog import RefreshLog
+from reloader.rendezvous import server_directory
+from reloader.watching import ChangeFilter, Sources
+
+
+@pytest.fixture
+def temp_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    return tmp_path
+
+
+def test_processes_serving_the_same_find_the_same_directory(temp_root: Path) -> None:
+    first = server_directory("demo.wsgi:application")
+    assert first is not None and first.is_dir()
+    assert server_directory("demo.wsgi:application") == first
+    assert server_directory("other.wsgi:application") != first
+    assert first.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_directories_of_servers_gone_are_swept(temp_root: Path) -> None:
+    root = temp_root / f"reloader-{os.geteuid()}"
+    root.mkdir(mode=0o700)
+    gone = root / f"{os.getppid()}-1-deadbeef"  # our parent, but started at another time
+    gone.mkdir()
+    server_directory("demo.wsgi:application")
+    assert not gone.exists()
+
+
+def test_a_root_that_is_not_ours_shares_nothing(temp_root: Path) -> None:
+    (temp_root / f"reloader-{os.geteuid()}").symlink_to(temp_root)
+    assert server_directory("demo.wsgi:application") is None
+
+
+@pytest.fixture
+def template(tmp_path: Path) -> Path:
+    path = tmp_path / "templates" / "page.html"
+    path.parent.mkdir()
+    path.write_text("v1")
+    return path
+
+
+def test_a_published_save_is_applied_by_every_other_process_once(
+    tmp_path: Path, template: Path
+) -> None:
+    ours, theirs = RefreshLog(tmp_path), RefreshLog(tmp_path)
+    applied: list[set[Path]] = []
+    theirs.follow(applied.append)
+    assert not theirs.behind()
+
+    ours.publish([template])
+    assert theirs.behind()
+    theirs.catch_up()
+    assert applied == [{template}] and not theirs.behind()
+
+    # The same save seen again, by us or by them: nothing new.
+    ours.publish([template])
+    theirs.publish([template])
+    assert not theirs.behind()
+    # The next save of the file is news again.
+    template.write_text("v2 longer")
+    theirs.publish([template])
+    ours.catch_up()
+    assert not ours.behind()
+    assert RefreshLog(tmp_path).applied == ours.applied  # a new process starts caught up
+
+
+def test_a_request_waits_for_the_refresh_before_it_is_served(
+    tmp_path: Path, template: Path
+) -> None:
+    ours, theirs = RefreshLog(tmp_path), RefreshLog(tmp_path)
+    events: list[str] = []
+    theirs.follow(lambda paths: events.append("refreshed"))
+    app = theirs.wrap(lambda environ, start_response: events.append("served"))
+    app({}, None)
+    ours.publish([template])
+    app({}, None)
+    app({}, None)
+    assert events == ["served", "refreshed", "served", "served"]
+
+
+def test_a_gone_file_is_not_published(tmp_path: Path) -> None:
+    log = RefreshLog(tmp_path)
+    log.publish([tmp_path / "missing.html"])
+    assert log.path.stat().st_size == 0
+
+
+def watch(directory: Path, **kwargs: float) -> BurstWatch:
+    found = BurstWatch.load(directory, ChangeFilter(), **kwargs)
+    assert found is not None, "a recent restart was recorded"
+    return found
+
+
+def test_a_single_save_waits_for_nothing(tmp_path: Path) -> None:
+    module = tmp_path / "views.py"
+    module.write_text("A = 1\n")
+    (tmp_path / "urls.py").write_text("B = 1\n")  # a save of the same moment: the same save
+    record_restart(tmp_path, [module])
+    record_restart(tmp_path, [tmp_path / "urls.py"])  # the other worker's batch of it
+    started = time.monotonic()
+    burst = watch(tmp_path)
+    burst.settle()
+    assert burst.waited == 0 and time.monotonic() - started < 0.1
+
+
+def test_no_recent_restart_means_no_burst(tmp_path: Path) -> None:
+    assert BurstWatch.load(tmp_path, ChangeFilter()) is None
+    assert BurstWatch.load(None, ChangeFilter()) is None
+
+
+def test_a_save_after_the_restart_waits_until_quiet(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.py", tmp_path / "b.py"
+    first.write_text("A = 1\n")
+    record_restart(tmp_path, [first])
+    time.sleep(0.1)  # the burst's next save comes later
+    second.write_text("B = 1\n")
+    burst = watch(tmp_path)
+    burst.settle()
+    assert time.time_ns() - os.stat(second).st_mtime_ns >= QUIET_NS
+    assert burst.waited > 0
+
+
+def test_restarts_soon_after_one_another_are_one_burst(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.py", tmp_path / "b.py"
+    first.write_text("A = 1\n")
+    record_restart(tmp_path, [first])
+    time.sleep(0.1)
+    second.write_text("B = 1\n")
+    record_restart(tmp_path, [second])  # nothing newer than this restart's own save
+    burst = watch(tmp_path)
+    burst.settle()
+    assert burst.waited > 0
+
+
+def test_ignored_files_are_no_burst(tmp_path: Path) -> None:
+    module = tmp_path / "a.py"
+    module.write_text("A = 1\n")
+    record_restart(tmp_path, [module])
+    time.sleep(0.1)
+    (tmp_path / "notes.txt").write_text("not code")
+    (tmp_path / "a.py~").write_text("backup")
+    burst = watch(tmp_path)
+    burst.settle()
+    assert burst.waited == 0
+
+
+@pytest.fixture
+def endless_burst(tmp_path: Path) -> Iterator[Path]:
+    module = tmp_path / "a.py"
+    module.write_text("A = 0\n")
+    stop = threading.Event()
+
+    def save() -> None:
+        n = 0
+        while not stop.wait(0.1):
+            n += 1
+            module.write_text(f"A = {n}\n")
+
+    saver = threading.Thread(target=save, daemon=True)
+    saver.start()
+    yield module
+    stop.set()
+    saver.join()
+
+
+def test_a_burst_that_never_ends_is_waited_for_a_bounded_time(
+    tmp_path: Path, endless_burst: Path
+) -> None:
+    record_restart(tmp_path, [endless_burst])
+    time.sleep(0.15)
+    started = time.monotonic()
+    watch(tmp_path, max_wait=0.5).settle()
+    assert 0.3 < time.monotonic() - started < 1.0
+
+
+def test_a_module_saved_before_its_import_is_not_stale(tmp_path: Path) -> None:
+    before, after = tmp_path / "shared_before.py", tmp_path / "shared_after.py"
+    before.write_text("X = 1\n")
+    after.write_text("X = 1\n")
+    started_ns = time.time_ns()
+    time.sleep(0.05)
+    before.write_text("X = 2\n")  # saved while the process loads, before it imports it
+    time.sleep(0.05)
+    sources = Sources(cwd=tmp_path)
+    clock = ImportClock()
+    sources.import_times = clock.times
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with clock:
+            import shared_after  # noqa: F401
+            import shared_before  # noqa: F401
+        time.sleep(0.05)
+        after.write_text("X = 3\n")  # saved after the import read it
+        late = sources.saved_since_read(sources.changes(), started_ns)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("shared_before", None)
+        sys.modules.pop("shared_after", None)
+    assert late == {after}
+    assert clock not in sys.meta_path
