@@ -4,7 +4,9 @@ A file saved while a process loads makes it stale only if the save came after th
 read that file: a view module saved while Django itself was still importing is read in its
 new version. So the process notes when each module was first looked for (its source is read
 right after); a module it imported before a save is stale, one it imported after is not.
-The same place lets a burst of saves hold the import until it settles (see `bursts`).
+The same place lets a burst of saves hold the import until it settles (see `bursts`). Python
+calls a finder with its import lock held: another thread of the process that imports during
+such a pause waits with it (at most `bursts.MAX_WAIT_S`); nothing serves requests yet.
 """
 
 from __future__ import annotations
