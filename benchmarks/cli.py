@@ -20,7 +20,7 @@ from typing import Any
 from . import access, chart, plan, procs, report, runner
 from .config import FULL, QUICK, Settings
 from .project import remove_installed, snapshot_reloader
-from .servers import TOOLS, unavailable
+from .servers import APACHE_FAMILIES, TOOLS, unavailable
 from .session import Host
 from .summary import Results, raw_cells, summarize
 
@@ -117,7 +117,7 @@ def _measure(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     try:
         cells = plan.build(settings, only, sections)
         apache_user, apache_problem, apache_note = None, None, "no mod_wsgi tool in the plan"
-        if any(TOOLS[c.tool].family == "mod_wsgi" for c in cells):
+        if any(TOOLS[c.tool].family in APACHE_FAMILIES for c in cells):
             apache_user, apache_problem, apache_note = access.check(workdir)
             progress(
                 f"apache access: {apache_note}" + (f"; {apache_problem}" if apache_problem else "")

@@ -95,6 +95,21 @@ def _collect(pollers: Pollers, seconds: float, sink: list[Reply]) -> None:
             sink.append(reply)
 
 
+def spread(count: int) -> list[float]:
+    """`count` fractions of [0, 1), one in each of `count` equal slices, in random order
+    (seeded: a rerun makes the same pauses).
+
+    The pause before a save shifts it against the once-a-second loops that decide a reload's
+    latency (Apache's maintenance tick, uWSGI's, the peers' polls), which a server's last
+    restart keeps in step with the save before. Uniform random pauses leave a dozen saves
+    crowding one part of that second, differently for each tool: one pause per slice covers
+    the whole second every time."""
+    rng = random.Random(count)
+    fractions = [(i + rng.random()) / count for i in range(count)]
+    rng.shuffle(fractions)
+    return fractions
+
+
 def _saves(
     session: Session,
     editor: Editor,
@@ -108,14 +123,13 @@ def _saves(
     """`count` saves; with `steady` the load runs throughout, else only while a save is on."""
     replies: list[Reply] = []
     saves: list[Save] = []
-    jitter = random.Random(count)  # seeded: a rerun makes the same pauses
     pause = settings.settle_seconds + settings.jitter_seconds
     bound = count * (settings.edit_timeout + pause + 1) + pause + 5
     with Pollers(session.port, editor.target.url, threads, interval, bound) as pollers:
         if steady:
             pollers.active.set()
-        for _ in range(count):
-            delay = settings.settle_seconds + jitter.uniform(0, settings.jitter_seconds)
+        for fraction in spread(count):
+            delay = settings.settle_seconds + fraction * settings.jitter_seconds
             _collect(pollers, delay, replies)
             saves.append(_follow_save(session, editor, pollers, settings, replies))
             if not steady:

@@ -7,20 +7,25 @@ mark the steps of one reload; the first match after a save gives that step's tim
 
 from __future__ import annotations
 
+import functools
+import grp
 import importlib.util
 import os
+import pwd
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .client import HOST
-from .project import Project
+from .project import REPO, Project
 
 BIN = Path(sys.executable).parent
 MOD_WSGI_EXPRESS = BIN / "mod_wsgi-express"
 UWSGI = BIN / "uwsgi"
+APACHE_EXAMPLE = REPO / "deploy_examples" / "apache"
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,7 @@ Command = Callable[[Launch], tuple[list[str], dict[str, str]]]
 class Tool:
     name: str
     label: str
-    family: str  # gunicorn | runserver | mod_wsgi | uwsgi
+    family: str  # gunicorn | runserver | mod_wsgi (mod_wsgi-express) | apache | uwsgi
     reloads: bool
     command: Command
     uses_reloader: bool = False
@@ -122,6 +127,81 @@ def _mod_wsgi(script: str, *flags: str) -> Command:
     return command
 
 
+@dataclass(frozen=True)
+class ApacheInstall:
+    httpd: str  # the binary mod_wsgi was built for (apache2 on Debian)
+    modules: str  # its module directory
+    mod_wsgi_so: str  # mod_wsgi built into this venv
+
+
+@functools.cache
+def apache_install() -> ApacheInstall | str:
+    """The Apache to run the shipped vhost with, or why there is none."""
+    apxs = shutil.which("apxs") or shutil.which("apxs2")
+    if apxs is None or not MOD_WSGI_EXPRESS.exists():
+        return (
+            "apxs or mod_wsgi-express not found (apt-get install apache2-dev; pip install mod_wsgi)"
+        )
+
+    def query(*argv: str) -> str:
+        return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
+
+    httpd = Path(query(apxs, "-q", "SBINDIR")) / query(apxs, "-q", "TARGET")
+    if not httpd.exists():
+        return f"{httpd} (named by apxs) not found"
+    return ApacheInstall(
+        str(httpd), query(apxs, "-q", "LIBEXECDIR"), query(str(MOD_WSGI_EXPRESS), "module-location")
+    )
+
+
+def _replace_once(text: str, old: str, new: str) -> str:
+    if text.count(old) != 1:  # the shipped file changed: say so rather than measure another
+        raise ValueError(f"{APACHE_EXAMPLE / 'demo.conf'}: expected {old!r} once")
+    return text.replace(old, new)
+
+
+def _apache(script: str) -> Command:
+    """Apache with deploy_examples/apache as shipped (standalone.conf including demo.conf),
+    serving the project's `script` instead of dev.wsgi, with the run's processes, threads and
+    port; its error log goes to stderr, whose lines time the steps of a reload."""
+
+    def command(launch: Launch) -> tuple[list[str], dict[str, str]]:
+        install = apache_install()
+        assert isinstance(install, ApacheInstall), install  # unavailable() said so before
+        root = launch.server_root
+        root.mkdir(mode=0o755, parents=True, exist_ok=True)
+        paths = [launch.site, launch.project.root] if launch.site else [launch.project.root]
+        vhost = (APACHE_EXAMPLE / "demo.conf").read_text(encoding="utf-8")
+        for old, new in {
+            "Define DEMO_VENV /srv/demo/venv": f"Define DEMO_VENV {sys.prefix}",
+            "Define DEMO_PROJECT /srv/demo/deploy_examples/demo": "Define DEMO_PROJECT "
+            + ":".join(map(str, paths)),
+            "Define DEMO_WSGI_DIR /srv/demo/deploy_examples/apache": "Define DEMO_WSGI_DIR "
+            f"{launch.project.root}",
+            "/dev.wsgi ": f"/{script} ",
+            "<Files dev.wsgi>": f"<Files {script}>",
+            "processes=2 threads=4": f"processes={launch.workers} threads={launch.threads}",
+            "<VirtualHost *:80>": f"<VirtualHost *:{launch.port}>",
+        }.items():
+            vhost = _replace_once(vhost, old, new)
+        (root / "vhost.conf").write_text(vhost, encoding="utf-8")
+        top = root / "httpd.conf"
+        top.write_text(f"Include {APACHE_EXAMPLE / 'standalone.conf'}\nErrorLog /dev/stderr\n")
+        user = launch.apache_user or pwd.getpwuid(os.geteuid()).pw_name
+        env = {
+            "DEMO_SERVER_ROOT": str(root),
+            "DEMO_PORT": str(launch.port),
+            "DEMO_MODULES": install.modules,
+            "DEMO_MOD_WSGI": install.mod_wsgi_so,
+            "DEMO_RUN_USER": user,
+            "DEMO_RUN_GROUP": grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name,
+            "DEMO_VHOST": str(root / "vhost.conf"),
+        }
+        return [install.httpd, "-f", str(top), "-DFOREGROUND"], env
+
+    return command
+
+
 def _uwsgi(
     app: Callable[[Launch], str],
     *flags: str,
@@ -161,10 +241,14 @@ def _reloader_env(enabled: bool) -> Callable[[Launch], dict[str, str]]:
 
 _GUNICORN_STEPS = {"exit": r"Worker exiting \(pid", "boot": r"Booting worker with pid"}
 _MOD_WSGI_STEPS = {
+    "stop": r"Shutdown requested for daemon process",
+    # Logged after the interpreter's teardown: a process that skips it never says it.
     "exit": r"Exiting daemon process",
     # Apache's parent notices a dead daemon in its maintenance loop, up to a second later.
     "respawn": r"has died; deregistering and restarting",
     "boot": r"Starting daemon process",
+    # At the daemon's start where the script is preloaded, else on its first request.
+    "load": r"Loading WSGI script",
 }
 _UWSGI_STEPS = {
     "exit": r"Gracefully killing worker|gracefully killing|buried after",
@@ -242,8 +326,18 @@ TOOLS: dict[str, Tool] = {
             phases={"detect": r"Change detected", **_MOD_WSGI_STEPS},
         ),
         Tool(
+            "reloader-apache",
+            "reloader + Apache vhost",
+            "apache",
+            True,
+            _apache("bench_reloader.wsgi"),
+            uses_reloader=True,
+            phases={**_RELOADER_DETECT, **_MOD_WSGI_STEPS},
+        ),
+        Tool("apache", "Apache vhost (bare)", "apache", False, _apache("bench_bare.wsgi")),
+        Tool(
             "reloader-mod_wsgi",
-            "reloader + mod_wsgi daemon",
+            "reloader + mod_wsgi-express",
             "mod_wsgi",
             True,
             _mod_wsgi("bench_reloader.wsgi"),
@@ -281,10 +375,12 @@ TOOLS: dict[str, Tool] = {
         Tool("uwsgi", "uWSGI (bare)", "uwsgi", False, _uwsgi(_plain_app)),
     ]
 }
+APACHE_FAMILIES = ("mod_wsgi", "apache")  # run by Apache, as its unprivileged user when root
 BASELINES = {
     "gunicorn": "gunicorn",
     "runserver": "runserver-noreload",
     "mod_wsgi": "mod_wsgi",
+    "apache": "apache",
     "uwsgi": "uwsgi",
 }
 # Throughput/memory variants per family: bare app, wrapped and reloading, wrapped but disabled.
@@ -302,11 +398,13 @@ def unavailable(tool: Tool, apache_problem: str | None) -> str | None:
         return "gunicorn is not installed"
     if tool.family == "uwsgi" and not UWSGI.exists():
         return f"uwsgi not found in {BIN} (pip install uwsgi)"
-    if tool.family == "mod_wsgi":
+    if tool.family in APACHE_FAMILIES:
         if not MOD_WSGI_EXPRESS.exists():
             return f"mod_wsgi-express not found in {BIN} (pip install mod_wsgi)"
         if apache_problem:
             return apache_problem
+        if tool.family == "apache" and isinstance(found := apache_install(), str):
+            return found
     return None
 
 

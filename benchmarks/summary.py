@@ -20,6 +20,7 @@ Entry = dict[str, Any]
 REFERENCES = {
     "gunicorn": "gunicorn-reload",
     "mod_wsgi": "mod_wsgi-reload",
+    "apache": "mod_wsgi-reload",  # mod_wsgi's own reloader comes with mod_wsgi-express only
     "uwsgi": "uwsgi-autoreload",
 }
 

@@ -178,6 +178,7 @@ def demo_vhost(project: Path, wsgi_dir: Path, port: int, *, embedded: bool = Fal
             {
                 r"^\s*WSGIDaemonProcess (?:.*\\\n)*.*\n": "",
                 r"^\s*WSGIProcessGroup .*\n": "",
+                r" process-group=\S+ application-group=\S+$": "",
                 r"^<VirtualHost": "WSGIPythonHome ${DEMO_VENV}\n"
                 "WSGIPythonPath ${DEMO_PROJECT}\n<VirtualHost",
             },

@@ -118,8 +118,22 @@ def uid_of(pid: int) -> int:
     return int(re.search(r"^Uid:\s+(\d+)", status, re.M)[1])  # type: ignore[index]
 
 
+# Appended to dev.wsgi: what a user registers to run at exit.
+ATEXIT_SCRIPT_SUFFIX = """
+import atexit
+import os
+
+# Deliberately no flush: a daemon process that restarts must still flush on its way out.
+atexit.register(lambda: print(f"ATEXIT-MARKER pid={os.getpid()}"))
+"""
+# mod_wsgi's lines, "[pid P:tid T] ...": the script loaded by a daemon process, and the end of
+# the interpreter's teardown in one.
+SCRIPT_LOADED = re.compile(r"\[pid (\d+):tid (\d+)\].*Loading WSGI script")
+TEARDOWN_DONE = re.compile(r"\[pid (\d+):tid \d+\].*Python runtime has shut down")
+
+
 def test_save_restarts_every_daemon_process_gracefully(apache_site: StartSite) -> None:
-    site = apache_site()
+    site = apache_site(script_suffix=ATEXIT_SCRIPT_SUFFIX)
     server = site.server
     old_pids = server.worker_pids()
     assert len(old_pids) == 2
@@ -153,6 +167,18 @@ def test_save_restarts_every_daemon_process_gracefully(apache_site: StartSite) -
     # Our watcher thread must not hold a process up until mod_wsgi gives up on it.
     assert "Shutdown timeout expired" not in server.log()
     assert save_to_fresh < SHUTDOWN_TIMEOUT, f"reload took {save_to_fresh:.1f}s"
+
+    # The old processes ended once their requests were done, without the interpreter's
+    # teardown, but ran what was registered to run at exit and flushed what it printed.
+    for pid in old_pids:
+        server.wait_for_log(f"ATEXIT-MARKER pid={pid}")
+    assert not {int(pid) for pid in TEARDOWN_DONE.findall(server.log())} & set(old_pids)
+
+    # The vhost preloads dev.wsgi: each new process loaded it in its main thread as it
+    # started, not in a request thread on its first request.
+    loads = {int(pid): int(tid) for pid, tid in SCRIPT_LOADED.findall(server.log())}
+    for pid in server.worker_pids():
+        assert loads.get(pid) == pid, f"process {pid} loaded dev.wsgi in thread {loads.get(pid)}"
 
 
 def test_broken_import_shows_details_locally_and_recovers(apache_site: StartSite) -> None:

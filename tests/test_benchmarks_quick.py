@@ -27,6 +27,7 @@ MAIN_TOOLS = {
     "runserver",
     "mod_wsgi-reload",
     "reloader-mod_wsgi",
+    "reloader-apache",
     "reloader-uwsgi",
     "uwsgi-autoreload",
 }

@@ -1,14 +1,22 @@
 """Apache/mod_wsgi daemon mode: SIGINT makes a daemon process stop taking requests, let the
 running ones finish (up to shutdown-timeout) and exit; Apache starts a fresh one. (SIGUSR1,
 mod_wsgi's "graceful" restart, would keep serving old code to new requests until idle.)
-Python signal handlers are not involved: mod_wsgi handles the signal itself."""
+Python signal handlers are not involved: mod_wsgi handles the signal itself.
+
+Apache's parent forks the replacement only once it has reaped this process, and it looks for
+dead daemon processes once a second (the MPM's maintenance loop: a non-blocking waitpid, then
+a one-second sleep that no child's exit interrupts). Every moment this process lingers can
+cost a whole tick, so it ends as soon as its requests are done."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
 from collections.abc import Callable
+
+from .gunicorn import exit_without_teardown
 
 __all__ = ["ModWsgiRestarter", "mod_wsgi_mode"]
 
@@ -40,6 +48,10 @@ class ModWsgiRestarter:
     def restart(self) -> None:
         if self._begin is not None:
             self._begin()
+        # mod_wsgi finalises the interpreter once the worker threads have finished their
+        # requests; the atexit callbacks run first, and from there the process ends without
+        # freeing every module (0.1-0.3 s for a Django process).
+        atexit.register(exit_without_teardown)
         os.kill(os.getpid(), signal.SIGINT)
 
     def stopping(self) -> bool:
