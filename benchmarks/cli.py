@@ -52,7 +52,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--update-readme",
         action="store_true",
-        help="write the table between the bench markers of README.md",
+        help="write the tables between the bench markers of README.md (with --only: only "
+        "those sections' tables, between their own markers)",
     )
     parser.add_argument(
         "--tools", help="comma-separated tool names to run (debugging): " + ", ".join(TOOLS)
@@ -100,7 +101,7 @@ def _meta(
         "workdir": str(workdir),  # removed at the end unless --keep
         "versions": {
             d: _version(d)
-            for d in ("wsgi-reloader", "django", "gunicorn", "mod_wsgi", "watchfiles")
+            for d in ("wsgi-reloader", "django", "gunicorn", "mod_wsgi", "watchfiles", "wagtail")
         },
         "settings": dataclasses.asdict(settings),
     }
@@ -164,10 +165,13 @@ def _publish(data: dict[str, Any], out: Path, update_readme: bool) -> None:
     (out / "results.md").write_text(text, encoding="utf-8")
     print(f"wrote {out / 'results.json'}, results.md, bench.png", flush=True)
     if update_readme:
-        if report.update_readme(text):
-            print(f"updated {report.README} between the bench markers")
+        run = data["meta"].get("sections") or list(plan.SECTIONS)
+        sections = None if set(run) == set(plan.SECTIONS) else run
+        missing = report.update_readme(text, sections=sections)
+        if missing:
+            print(f"README not updated: no {', '.join(missing)} ... in {report.README}")
         else:
-            print(f"README not updated: no {report.START} ... {report.END} in {report.README}")
+            print(f"updated {report.README}: {', '.join(sections or ['every section'])}")
     print(text)
 
 

@@ -1,6 +1,7 @@
 """HTTP client side: one request, and a pool of pollers that hammer one page on 127.0.0.1.
 
-The pages answer "<VERSION> pid=<pid>": which code a process serves, and which process it is.
+The pages answer "<VERSION> pid=<pid>", alone (the demo's) or inside an HTML page (a Wagtail
+page): which code a process serves, and which process it is.
 
 Each request opens a new connection, so the kernel hands it to whichever worker accepts
 first: that spreads requests over all workers (keep-alive would pin a poller to one worker).
@@ -16,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 HOST = "127.0.0.1"  # loopback only, by design
-_PID = re.compile(rb"pid=(\d+)")
+_SERVED = re.compile(rb"([\w.-]+) pid=(\d+)")
 
 
 @dataclass(frozen=True)
@@ -55,13 +56,13 @@ def fetch(port: int, path: str, timeout: float = 5.0) -> Reply:
         conn.close()
     if status is not None and status >= 400:
         error = f"http-{status // 100}xx"
-    match = _PID.search(body) if status == 200 else None
+    match = _SERVED.search(body) if status == 200 else None
     return Reply(
         sent=sent,
         received=time.monotonic(),
         status=status,
-        token=body.split(b" ", 1)[0].decode("ascii", "replace") if match else "",
-        pid=int(match.group(1)) if match else None,
+        token=match.group(1).decode("ascii", "replace") if match else "",
+        pid=int(match.group(2)) if match else None,
         error=error,
     )
 

@@ -20,6 +20,9 @@ SCALE_TOOLS = ("reloader-gunicorn", "reloader-warm", "gunicorn-reload")
 # Edits of the models module too: the warm mode's arbiter holds the models, so such an edit
 # costs it more than a view edit; its target is to be no slower there than gunicorn --reload.
 MODELS_TOOLS = ("reloader-gunicorn", "reloader-warm", "gunicorn-reload")
+# The real-project section: a Wagtail site's view, models, settings and ready()-imported
+# edits, and the demo whose ready() imports its views, in each gunicorn reloading mode.
+REAL_TOOLS = ("reloader-gunicorn", "reloader-warm", "gunicorn-reload")
 # The browser section: the tools Django developers pair with django-browser-reload today.
 BROWSER_TOOLS = ("reloader-gunicorn", "reloader-warm", "gunicorn-reload", "runserver")
 BROWSER_REFERENCE = "runserver"  # what django-browser-reload users run without this package
@@ -42,6 +45,11 @@ class Settings:
     models_edits: int  # saves of pages/models.py per models measurement
     lost_reloads: int  # saves under steady load
     browser_edits: int  # saves per kind (view, template, view with two tabs) in a browser tab
+    real_edits: int  # saves per kind of edit per tool in the real-project section
+    real_tools: tuple[str, ...]
+    # Start the Wagtail site's `migrate` (~20 s of CPU) when the run starts, beside the first
+    # servers: only where timings are not published.
+    generate_early: bool
     browser_tools: tuple[str, ...]
     browser_timeout: float  # give up on one repaint after this long (over gunicorn's 30 s
     # graceful timeout: an open event stream may hold a stopping worker that long)
@@ -79,6 +87,9 @@ FULL = Settings(
     models_edits=8,
     lost_reloads=5,
     browser_edits=10,
+    real_edits=6,  # 6 x 4 kinds x 3 tools, ~5 s a save: the section runs in ~8 minutes
+    real_tools=REAL_TOOLS,
+    generate_early=False,
     browser_tools=BROWSER_TOOLS,
     browser_timeout=45.0,
     idle_seconds=10.0,
@@ -113,6 +124,10 @@ QUICK = Settings(
     models_edits=1,
     lost_reloads=1,
     browser_edits=2,
+    # Warm mode alone: the one whose path differs by kind of edit (restart or re-exec).
+    real_tools=("reloader-warm",),
+    real_edits=1,
+    generate_early=True,
     browser_tools=("reloader-warm", "runserver"),  # a quick test runs this: two tools only
     browser_timeout=45.0,
     idle_seconds=2.0,  # 19 quiet periods: 3 s each would break the two-minute budget

@@ -159,7 +159,7 @@ def _summary(saves: list[Save]) -> dict[str, Any]:
 def latency(
     session: Session, settings: Settings, count: int, target: Target = EDIT_VIEW
 ) -> dict[str, Any]:
-    saves, _ = _saves(
+    saves, replies = _saves(
         session,
         session.editors[target],
         settings,
@@ -168,6 +168,7 @@ def latency(
         threads=settings.pollers,
         interval=settings.poll_interval,
     )
+    kinds = Counter(r.error for r in replies if r.error is not None)
     after = sum(s.answers_after_fresh for s in saves)
     stale = sum(s.stale for s in saves)
     converge = [
@@ -189,6 +190,17 @@ def latency(
             # How long old code was still served after the first fresh answer.
             "last_stale_after_fresh_max_s": stats.rounded(max(converge, default=0.0)),
         },
+        # The pollers run while each save is followed, so across every restart it causes:
+        # requests that failed, were refused or answered 5xx meanwhile are lost ones.
+        "lost": {"requests": len(replies), "failed": sum(kinds.values()), "by_kind": dict(kinds)},
+    }
+
+
+def edits(session: Session, settings: Settings) -> dict[str, Any]:
+    """Save → fresh for each kind of edit the project declares, in turn on one server."""
+    return {
+        kind: latency(session, settings, settings.real_edits, target)
+        for kind, target in session.project.edits.items()
     }
 
 

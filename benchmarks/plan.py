@@ -3,6 +3,8 @@
 A cell is one server start: (tool, project, workers). The main table, the overhead table, the
 models-edit table and the scale study ask for overlapping cells (reloader + gunicorn on the
 demo with 2 workers is in all four); merging their requests keeps one run as short as it can be.
+The real-project section has projects of its own: the Wagtail site and the demo whose
+`ready()` imports its views.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ IDLE, LATENCY, LOST, THROUGHPUT = "idle", "latency", "lost", "throughput"
 MODELS = "models"  # latency after saves of pages/models.py instead of pages/version.py
 BROWSER = "browser"  # save -> repainted in a browser tab, on the demo with django-browser-reload
 LIVE = "live"  # the project the browser section runs on: a copy of the demo with the companions
+REAL = "real"  # each kind of edit the project declares (`Project.edits`), in turn
+WAGTAIL = "wagtail"  # the site `wagtail start` makes (wagtail_site.py)
+DEMO_READY = "demo-ready"  # the demo whose ready() imports a signals module importing the views
+REAL_PROJECTS = (WAGTAIL, DEMO_READY)
 # The sections of the results, as `--only` names them.
-SECTIONS = ("main", "models", "overhead", "scale", BROWSER)
+SECTIONS = ("main", "models", "overhead", "scale", BROWSER, REAL)
 
 
 @dataclass(frozen=True, order=True)
@@ -38,7 +44,7 @@ def build(
     """Cells in run order (by project, so each project is used in one stretch).
 
     `only`: tool names; `sections`: which of SECTIONS to measure (None: all)."""
-    order = {name: i for i, name in enumerate([*settings.projects, LIVE])}
+    order = {name: i for i, name in enumerate([*settings.projects, *REAL_PROJECTS, LIVE])}
     wanted = set(SECTIONS) if sections is None else sections
     plan: dict[Cell, set[str]] = {}
 
@@ -73,4 +79,8 @@ def build(
     if BROWSER in wanted:
         for tool in settings.browser_tools:
             want(tool, LIVE, w, BROWSER)
+    if REAL in wanted:
+        for tool in settings.real_tools:
+            for project in REAL_PROJECTS:
+                want(tool, project, w, REAL)
     return dict(sorted(plan.items()))

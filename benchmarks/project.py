@@ -1,9 +1,11 @@
-"""The Django projects the servers run: a copy of the demo, optionally with generated modules.
+"""The Django projects the servers run: a copy of the demo, optionally with generated modules
+or with files of its own (the variant whose `ready()` imports the views).
 
 Every tool serves the same copy, so they read the same files; the copy lives in a temp dir
 that Apache's unprivileged user can read. "Large" projects add a generated package of many
 small modules, installed into site-packages like a third-party package and imported when the
-WSGI app is, so every watcher has to cover them.
+WSGI app is, so every watcher has to cover them. (The real project, a Wagtail site, is made by
+`wagtail_site.py`.)
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import subprocess
 import sys
 import sysconfig
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,18 +33,8 @@ _VERSION_LINE = re.compile(r"^VERSION\s*=.*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
-class Project:
-    name: str
-    root: Path
-    app: str  # "module:attribute" of the plain (unwrapped) WSGI app
-    settings: str  # DJANGO_SETTINGS_MODULE, pointing WSGI_APPLICATION at `app`
-    generated_modules: int
-    modules_loaded: int  # modules with a file in sys.modules once the app and views are imported
-
-
-@dataclass(frozen=True)
 class Target:
-    """A demo module the benchmark saves new VERSIONs into, and the page that answers with it."""
+    """A module the benchmark saves new VERSIONs into, and the page that answers with it."""
 
     file: str  # relative to the project root
     url: str
@@ -51,6 +44,49 @@ class Target:
 # imports at setup (and the warm mode's arbiter will hold), so its edit reloads more.
 EDIT_VIEW = Target("pages/version.py", "/version/")
 EDIT_MODELS = Target("pages/models.py", "/models-version/")
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    root: Path
+    app: str  # "module:attribute" of the plain (unwrapped) WSGI app
+    settings: str  # DJANGO_SETTINGS_MODULE, pointing WSGI_APPLICATION at `app`
+    generated_modules: int
+    modules_loaded: int  # modules with a file in sys.modules once the app and views are imported
+    view: Target = EDIT_VIEW  # the page every session waits for, idles and loads on
+    edits: Mapping[str, Target] = field(default_factory=dict)
+    """Kind of edit -> target, for the real-project section."""
+
+
+# The demo whose `PagesConfig.ready()` imports a signals module that imports the views (a
+# receiver that uses them): a common habit, which makes every view module part of
+# Django's setup, so in warm mode of what the arbiter holds.
+READY_FILES = {
+    "pages/apps.py": """\
+from django.apps import AppConfig
+
+
+class PagesConfig(AppConfig):
+    name = "pages"
+
+    def ready(self) -> None:
+        from . import signals  # noqa: F401  (connects the receivers)
+""",
+    "pages/signals.py": """\
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from . import views
+from .models import Note
+
+
+@receiver(post_save, sender=Note)
+def note_saved(sender, instance, **kwargs):
+    print(f"note {instance.pk} saved; pages: {', '.join(views.PAGES)}")
+""",
+}
+READY_EDITS = {"view": EDIT_VIEW}
 
 
 def _write(path: Path, text: str) -> None:
@@ -81,7 +117,7 @@ def _generate(package: Path, modules: int, per_dir: int) -> None:
     _write(package / "__init__.py", "\n".join(top) + "\n")
 
 
-def _count_modules(root: Path, app: str, settings: str) -> int:
+def count_modules(root: Path, app: str, settings: str) -> int:
     """How many module files a worker holds after loading the app and the demo's views."""
     module, attr = app.split(":")
     code = (
@@ -104,12 +140,21 @@ def _count_modules(root: Path, app: str, settings: str) -> int:
     return int(out.stdout.split()[-1])
 
 
-def make_project(workdir: Path, name: str, modules: int, per_dir: int) -> Project:
-    """Copy the demo to workdir/name and add `modules` generated modules (0: the plain demo)."""
+def make_project(
+    workdir: Path,
+    name: str,
+    modules: int,
+    per_dir: int,
+    files: Mapping[str, str] | None = None,
+) -> Project:
+    """Copy the demo to workdir/name and add `modules` generated modules (0: the plain demo)
+    and `files` (path relative to the project -> text)."""
     if not all((DEMO / t.file).is_file() for t in (EDIT_VIEW, EDIT_MODELS)):
         raise FileNotFoundError(f"the demo project is missing: {DEMO}")
     root = workdir / name
     shutil.copytree(DEMO, root, ignore=shutil.ignore_patterns("__pycache__", "db.sqlite3"))
+    for relative, text in (files or {}).items():
+        _write(root / relative, text)
     app, settings = "demo.wsgi:application", "demo.settings"
     if modules:
         # Installed like a third-party package (a real project's thousands of modules are
@@ -133,18 +178,23 @@ def make_project(workdir: Path, name: str, modules: int, per_dir: int) -> Projec
     _write(root / "bench_bare.wsgi", _wsgi_script(app, settings, wrapped=None))
     _write(root / "bench_reloader.wsgi", _wsgi_script(app, settings, wrapped=True))
     _write(root / "bench_reloader_off.wsgi", _wsgi_script(app, settings, wrapped=False))
-    # Byte-compile once, so no tool pays for compiling (Apache's user could not write them).
-    compileall.compile_dir(root, quiet=1, workers=2)
-    for path in [root, *root.rglob("*")]:  # readable by Apache's user whatever our umask is
-        path.chmod(0o755 if path.is_dir() else 0o644)
+    seal(root)
     return Project(
         name=name,
         root=root,
         app=app,
         settings=settings,
         generated_modules=modules,
-        modules_loaded=_count_modules(root, app, settings),
+        modules_loaded=count_modules(root, app, settings),
     )
+
+
+def seal(root: Path) -> None:
+    """Byte-compile once, so no tool pays for compiling (Apache's user could not write the
+    files), and make everything readable by Apache's user whatever our umask is."""
+    compileall.compile_dir(root, quiet=1, workers=2)
+    for path in [root, *root.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def remove_installed() -> None:

@@ -1,4 +1,7 @@
-"""Write the results: JSON, a Markdown summary, and (on request) README.md's bench section."""
+"""Write the results: JSON, a Markdown summary, and (on request) README.md's bench section.
+
+Each section's part of the summary sits between markers of its own inside the bench markers,
+so a run of some sections (`--only`) can replace just theirs in the README."""
 
 from __future__ import annotations
 
@@ -8,12 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from .config import BROWSER_REFERENCE, MAIN_TOOLS, REFERENCE, SCALE_TOOLS
-from .plan import SECTIONS
+from .plan import BROWSER, DEMO_READY, REAL, SECTIONS, WAGTAIL
 from .project import REPO
 from .servers import TOOLS
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 README = REPO / "README.md"
+PROJECT_LABELS = {WAGTAIL: "Wagtail site", DEMO_READY: "demo, `ready()` imports the views"}
+
+
+def markers(section: str) -> tuple[str, str]:
+    return f"<!-- bench:{section}:start -->", f"<!-- bench:{section}:end -->"
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:
@@ -161,6 +169,45 @@ def _browser_table(data: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _real_table(data: dict[str, Any]) -> list[str]:
+    title = "Save → fresh for each kind of edit, on a real project"
+    real = data.get("real")
+    if real is None:  # a results.json from before this was measured
+        return [f"{title}: not measured."]
+    meta = data["meta"]
+    wagtail = data.get("projects", {}).get(WAGTAIL, {}).get("modules_loaded")
+    rows = [
+        f"{title} (gunicorn gthread, {meta['workers']} workers x {meta['threads']} threads): "
+        f"the site `wagtail start` makes (Wagtail {meta['versions'].get('wagtail')}, "
+        f"{_num(wagtail)} module files per worker), migrated, with one page added; to it a "
+        "view module wired into its URLconf and an app whose `AppConfig.ready()` imports a "
+        "`signals.py` that imports that app's views. The models edit is polled on the page "
+        "Wagtail renders. And the demo with the same habit: its `ready()` imports a signals "
+        "module that imports the views, so every view edit there is a file warm mode's "
+        "arbiter holds. *Lost*: requests that failed or were refused while the saves were "
+        "followed.",
+        "",
+        f"| project | edit | tool | save → fresh, median | p90 | vs {TOOLS[REFERENCE].label} "
+        "| all workers fresh | stale answers | lost requests |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for project, kinds in real.items():
+        for kind, tools in kinds.items():
+            file = next((e["file"] for e in tools.values() if "file" in e), None)
+            edit = f"{kind}, `{file}`" if file else kind
+            for tool, entry in tools.items():
+                lost = entry.get("lost", {})
+                cells = [
+                    *_latency_cells(entry),
+                    _cell(entry, _num(entry.get("all_fresh_median_s"), " s")),
+                    _stale_cell(entry.get("stale", {}), entry),
+                    _cell(entry, f"{lost.get('failed')} / {lost.get('requests')}"),
+                ]
+                label = PROJECT_LABELS.get(project, project)
+                rows.append(f"| {label} | {edit} " + _row(tool, entry, cells))
+    return rows
+
+
 def _overhead_table(data: dict[str, Any]) -> list[str]:
     rows = [
         "| server | app | req/s (wrk), median | best run | best vs bare | RSS per worker "
@@ -207,53 +254,95 @@ def _scale_table(points: dict[str, list[dict[str, Any]]], axis: str) -> list[str
     return rows
 
 
-def markdown(data: dict[str, Any], chart: Path | None) -> str:
-    meta = data["meta"]
+def _command(meta: dict[str, Any]) -> str:
     command = "python -m benchmarks" + (" --quick" if meta["quick"] else "")
     if meta.get("sections") and set(meta["sections"]) != set(SECTIONS):
         command += " --only " + ",".join(meta["sections"])
-    lines = [
+    return command
+
+
+def _sections(data: dict[str, Any]) -> dict[str, list[str]]:
+    """Each section's lines, in the order the summary shows them."""
+    meta = data["meta"]
+    return {
+        "main": [
+            "Save → fresh: from an atomic save of `pages/version.py` to the first response "
+            "with the new code (polling every few ms on new connections); *all workers "
+            "fresh*: until every worker answered with it. Stale answers: old code served "
+            "after the first fresh answer. Lost: failed, refused or 5xx requests under steady "
+            "load across reloads. Idle CPU: extra CPU of all server processes over a quiet "
+            "period (after a settling period) against the same server without reloading.",
+            "",
+            *_main_table(data),
+        ],
+        "models": _models_table(data),
+        REAL: _real_table(data),
+        BROWSER: _browser_table(data),
+        "overhead": _overhead_table(data),
+        "scale": [
+            "Scale (gunicorn, demo project): median save → fresh, idle CPU extra (% of a "
+            "core), extra CPU in the first seconds after start (watchers' first scans)",
+            "",
+            *_scale_table(data["scale"]["workers"], "workers"),
+            "",
+            f"Scale ({meta['workers']} workers): by module files loaded per worker",
+            "",
+            *_scale_table(data["scale"]["files"], "files"),
+        ],
+    }
+
+
+def markdown(data: dict[str, Any], chart: Path | None) -> str:
+    meta = data["meta"]
+    measured = (
         f"Measured {meta['finished']} ({'quick' if meta['quick'] else 'full'} run, "
         f"{meta['duration_s']:.0f} s) on {meta['cpus']} cores, Python {meta['python']}, "
         f"{meta['workers']} workers x {meta['threads']} threads, "
-        f"Django {meta['versions']['django']} with the admin; `{command}`.",
-        "",
-        "Save → fresh: from an atomic save of `pages/version.py` to the first response with the "
-        "new code (polling every few ms on new connections); *all workers fresh*: until every "
-        "worker answered with it. Stale answers: old code served after the first fresh "
-        "answer. Lost: failed, refused or 5xx requests under steady load across reloads. Idle "
-        "CPU: extra CPU of all server processes over a quiet period (after a settling period) "
-        "against the same server without reloading.",
-        "",
-        *_main_table(data),
-        "",
-        *_models_table(data),
-        "",
-        *_browser_table(data),
-        "",
-        *_overhead_table(data),
-        "",
-        "Scale (gunicorn, demo project): median save → fresh, idle CPU extra (% of a core), "
-        "extra CPU in the first seconds after start (watchers' first scans)",
-        "",
-        *_scale_table(data["scale"]["workers"], "workers"),
-        "",
-        f"Scale ({meta['workers']} workers): by module files loaded per worker",
-        "",
-        *_scale_table(data["scale"]["files"], "files"),
-    ]
+        f"Django {meta['versions']['django']} with the admin; `{_command(meta)}`."
+    )
+    run = set(meta.get("sections") or SECTIONS)
+    partial = run != set(SECTIONS)
+    lines = [measured]
+    for name, body in _sections(data).items():
+        if partial and name not in run:
+            continue
+        start, end = markers(name)
+        # A section written into the README alone says when it was measured.
+        lines += ["", start, *([measured, ""] if partial else []), *body, end]
     if chart is not None:
         lines += ["", f"![benchmarks]({os.path.relpath(chart, REPO)})"]
     return "\n".join(lines) + "\n"
 
 
-def update_readme(text: str, readme: Path = README) -> bool:
-    """Replace what is between the markers; change nothing (and say so) without them."""
+def update_readme(text: str, readme: Path = README, sections: list[str] | None = None) -> list[str]:
+    """Write `text` between the bench markers, or with `sections` only those sections' parts
+    of it over theirs. Returns the markers missing from the README (or from `text`); when any
+    is, nothing is written."""
     if not readme.is_file():
-        return False
+        return [START]
     content = readme.read_text(encoding="utf-8")
-    start, end = content.find(START), content.find(END)
-    if start < 0 or end < start:
-        return False
-    readme.write_text(content[: start + len(START)] + "\n" + text + content[end:], encoding="utf-8")
-    return True
+    if sections is None:
+        found = _inside(content, START, END)
+        if found is None:
+            return [START]
+        start, end = found
+        readme.write_text(content[:start] + "\n" + text + content[end:], encoding="utf-8")
+        return []
+    missing = []
+    for section in sections:
+        ours, theirs = _inside(text, *markers(section)), _inside(content, *markers(section))
+        if ours is None or theirs is None:
+            missing.append(markers(section)[0])
+            continue
+        content = content[: theirs[0]] + text[ours[0] : ours[1]] + content[theirs[1] :]
+    if not missing:
+        readme.write_text(content, encoding="utf-8")
+    return missing
+
+
+def _inside(content: str, start: str, end: str) -> tuple[int, int] | None:
+    """Where the text between the two markers begins and ends, or None."""
+    first, last = content.find(start), content.find(end)
+    if first < 0 or last < first:
+        return None
+    return first + len(start), last

@@ -1,12 +1,12 @@
 """Run a plan: start each cell's server, take its measurements, print a line per measurement.
 
 A tool that cannot run here is recorded as skipped, a server that fails is recorded as failed
-with the end of its log; neither stops the run.
+with the end of its log; neither stops the run. So is a project that cannot be made (no
+wagtail installed, a failed migrate): its cells are skipped or failed, the others run.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 import traceback
@@ -16,14 +16,14 @@ from typing import Any
 
 from . import browser, measure
 from .config import Settings
-from .live_reload import LIVE_SETTINGS, make_live
-from .plan import BROWSER, IDLE, LATENCY, LIVE, LOST, MODELS, THROUGHPUT, Cell
-from .project import EDIT_MODELS, Project, make_project
+from .plan import BROWSER, IDLE, LATENCY, LOST, MODELS, REAL, THROUGHPUT, Cell
+from .project import EDIT_MODELS, Project
+from .projects import Projects, Unmade
 from .servers import TOOLS, unavailable
 from .session import Host, Session, StartupError, running
 
 # Idle and memory before any reload disturbs them.
-ORDER = (IDLE, THROUGHPUT, LATENCY, MODELS, LOST, BROWSER)
+ORDER = (IDLE, THROUGHPUT, LATENCY, MODELS, LOST, BROWSER, REAL)
 
 
 @dataclass
@@ -61,6 +61,12 @@ def _describe(measure_name: str, result: dict[str, Any]) -> str:
             f"{stale['stale']}/{stale['answers_after_fresh']}; steps "
             f"{result['steps_median_s']}"
         )
+    if measure_name == REAL:
+        return "; ".join(
+            f"{kind} median {r['median_s']} s ({r['timeouts']} timeouts, stale "
+            f"{r['stale']['stale']}, lost {r['lost']['failed']})"
+            for kind, r in result.items()
+        )
     if measure_name == LOST:
         return (
             f"{result['failed']}/{result['requests']} failed over {result['reloads']} "
@@ -87,6 +93,8 @@ def _measure(name: str, session: Session, settings: Settings, edits: int) -> dic
         return measure.latency(session, settings, settings.models_edits, EDIT_MODELS)
     if name == BROWSER:
         return browser.measure(session, settings)
+    if name == REAL:
+        return measure.edits(session, settings)
     return measure.lost(session, settings)
 
 
@@ -96,59 +104,60 @@ def run(
     host: Host,
     progress: Callable[[str], None],
 ) -> tuple[list[CellResult], dict[str, Project]]:
-    projects: dict[str, Project] = {}
-    results: list[CellResult] = []
-    for cell, wanted in plan.items():
-        tool = TOOLS[cell.tool]
-        reason = unavailable(tool, host.apache_problem)
-        if reason:
-            results.append(CellResult(cell, "skipped", reason))
-            progress(f"{cell.slug}: skipped: {reason}")
-            continue
-        if cell.project == LIVE and LIVE not in projects:
-            progress(f"project {LIVE}: copying the demo, with django-browser-reload")
-            demo = make_project(host.workdir, LIVE, 0, settings.projects["demo"].per_dir)
-            make_live(demo.root)
-            projects[LIVE] = dataclasses.replace(demo, settings=LIVE_SETTINGS)
-        if cell.project not in projects:
-            size = settings.projects[cell.project]
-            progress(f"project {cell.project}: copying the demo, {size.modules} generated modules")
-            projects[cell.project] = make_project(
-                host.workdir, cell.project, size.modules, size.per_dir
+    projects = Projects(settings, host, progress)
+    projects.start_early({cell.project for cell in plan})
+    try:
+        results = [
+            _run_cell(cell, wanted, settings, host, projects) for cell, wanted in plan.items()
+        ]
+    finally:
+        projects.stop()
+    return results, projects.made
+
+
+def _run_cell(
+    cell: Cell, wanted: set[str], settings: Settings, host: Host, projects: Projects
+) -> CellResult:
+    progress = projects.progress
+    tool = TOOLS[cell.tool]
+    reason = unavailable(tool, host.apache_problem)
+    if reason:
+        progress(f"{cell.slug}: skipped: {reason}")
+        return CellResult(cell, "skipped", reason)
+    try:
+        project = projects.get(cell.project)
+    except Unmade as error:
+        progress(f"{cell.slug}: {error.status}: {error.reason}")
+        return CellResult(cell, error.status, error.reason)
+    # The main table's saves count: scale-only cells take fewer.
+    edits = settings.edits if LOST in wanted else settings.scale_edits
+    result = CellResult(cell, "ok", loadavg=round(os.getloadavg()[0], 2))
+    timeout = 60.0 + project.modules_loaded / 100
+    targets = [*((EDIT_MODELS,) if MODELS in wanted else ()), *project.edits.values()]
+    try:
+        with running(
+            tool,
+            project,
+            cell.workers,
+            settings.threads,
+            host=host,
+            slug=cell.slug,
+            timeout=timeout,
+            targets=targets,
+        ) as session:
+            result.startup_s = round(session.startup_s, 3)
+            answered = ", ".join(
+                f"{len(pids)}/{session.expected} on {target.url}"
+                for target, pids in session.warmed.items()
             )
-            progress(
-                f"project {cell.project}: {projects[cell.project].modules_loaded} "
-                "module files loaded by a worker"
-            )
-        # The main table's saves count: scale-only cells take fewer.
-        edits = settings.edits if LOST in wanted else settings.scale_edits
-        result = CellResult(cell, "ok", loadavg=round(os.getloadavg()[0], 2))
-        results.append(result)
-        timeout = 60.0 + projects[cell.project].modules_loaded / 100
-        try:
-            with running(
-                tool,
-                projects[cell.project],
-                cell.workers,
-                settings.threads,
-                host=host,
-                slug=cell.slug,
-                timeout=timeout,
-                targets=(EDIT_MODELS,) if MODELS in wanted else (),
-            ) as session:
-                result.startup_s = round(session.startup_s, 3)
-                answered = ", ".join(
-                    f"{len(pids)}/{session.expected} on {target.url}"
-                    for target, pids in session.warmed.items()
-                )
-                progress(f"{cell.slug}: up in {result.startup_s} s, workers answered {answered}")
-                for name in (n for n in ORDER if n in wanted):
-                    result.results[name] = _measure(name, session, settings, edits)
-                    progress(f"{cell.slug}: {name}: {_describe(name, result.results[name])}")
-        except StartupError as error:
-            result.status, result.reason = "failed", f"server did not start: {error}"
-            progress(f"{cell.slug}: FAILED: {result.reason}")
-        except Exception as error:  # one broken cell must not lose the rest of the run
-            result.status, result.reason = "failed", f"{error!r}"
-            progress(f"{cell.slug}: FAILED: {traceback.format_exc()}")
-    return results, projects
+            progress(f"{cell.slug}: up in {result.startup_s} s, workers answered {answered}")
+            for name in (n for n in ORDER if n in wanted):
+                result.results[name] = _measure(name, session, settings, edits)
+                progress(f"{cell.slug}: {name}: {_describe(name, result.results[name])}")
+    except StartupError as error:
+        result.status, result.reason = "failed", f"server did not start: {error}"
+        progress(f"{cell.slug}: FAILED: {result.reason}")
+    except Exception as error:  # one broken cell must not lose the rest of the run
+        result.status, result.reason = "failed", f"{error!r}"
+        progress(f"{cell.slug}: FAILED: {traceback.format_exc()}")
+    return result

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .client import HOST, Pollers, fetch
 from .procs import Server
-from .project import EDIT_VIEW, Editor, Project, Target
+from .project import Editor, Project, Target
 from .servers import Launch, Tool, environment
 
 
@@ -32,18 +32,18 @@ class Session:
     workers: int
     port: int
     server: Server
-    editors: dict[Target, Editor]  # EDIT_VIEW always: readiness, idle and throughput use it
+    editors: dict[Target, Editor]  # project.view's always: readiness, idle and throughput
     expected: int  # processes that should answer: the worker count, or 1 for runserver
     startup_s: float
     warmed: dict[Target, set[int]]  # the processes that answered each page's current token
 
     @property
     def editor(self) -> Editor:
-        return self.editors[EDIT_VIEW]
+        return self.editors[self.project.view]
 
     @property
     def serving_pids(self) -> set[int]:
-        return self.warmed[EDIT_VIEW]
+        return self.warmed[self.project.view]
 
 
 def free_port() -> int:
@@ -101,10 +101,10 @@ def running(
     timeout: float,
     targets: Sequence[Target] = (),
 ) -> Iterator[Session]:
-    """`targets`: the modules the session edits besides EDIT_VIEW."""
+    """`targets`: the modules the session edits besides the project's view."""
     prefix = slug.replace("-", "")[:12] + str(time.monotonic_ns() % 997)
     editors: dict[Target, Editor] = {}
-    for i, target in enumerate(dict.fromkeys((EDIT_VIEW, *targets))):
+    for i, target in enumerate(dict.fromkeys((project.view, *targets))):
         # Tokens unique to a page too: one page answering with another's code is never fresh.
         editors[target] = Editor(project, f"{prefix}t{i}" if i else prefix, target)
     port = free_port()
@@ -119,9 +119,10 @@ def running(
         argv, cwd=project.root, env=environment(launch, extra), log=logs / f"{slug}.log"
     )
     try:
-        _wait_ready(server, port, editors[EDIT_VIEW], timeout)
+        view = editors[project.view]
+        _wait_ready(server, port, view, timeout)
         expected = 1 if tool.single_process else workers
-        warmed = {EDIT_VIEW: warm(port, editors[EDIT_VIEW], expected, timeout)}
+        warmed = {project.view: warm(port, view, expected, timeout)}
         startup = time.monotonic() - began  # comparable across cells, whatever they edit
         warmed |= {
             t: warm(port, e, expected, timeout) for t, e in editors.items() if t not in warmed

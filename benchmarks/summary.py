@@ -11,7 +11,7 @@ from typing import Any
 
 from . import stats
 from .config import BROWSER_REFERENCE, MAIN_TOOLS, MODELS_TOOLS, REFERENCE, SCALE_TOOLS, Settings
-from .plan import BROWSER, IDLE, LATENCY, LIVE, LOST, MODELS, THROUGHPUT, Cell
+from .plan import BROWSER, IDLE, LATENCY, LIVE, LOST, MODELS, REAL, REAL_PROJECTS, THROUGHPUT, Cell
 from .project import Project
 from .runner import CellResult
 from .servers import OVERHEAD, TOOLS
@@ -73,6 +73,7 @@ class Results:
     def latency(self, tool: str, project: str, workers: int) -> Entry:
         entry = dict(self.entry(tool, project, workers, LATENCY))
         entry.pop("stale", None)
+        entry.pop("lost", None)  # the main table's lost requests are measured under load
         return entry
 
 
@@ -102,6 +103,29 @@ def _browser(results: Results) -> dict[str, Entry]:
                 stats.ratio(own.get("median_s"), theirs.get("median_s")), 2
             )
     return entries
+
+
+def _real(results: Results) -> dict[str, dict[str, dict[str, Entry]]]:
+    """Per project, kind of edit and tool: save → fresh, with the ratio to gunicorn --reload's
+    median for the same edit of the same project."""
+    w = results.settings.workers
+    real: dict[str, dict[str, dict[str, Entry]]] = {}
+    for project in REAL_PROJECTS:
+        cells = {t: results.entry(t, project, w, REAL) for t in results.settings.real_tools}
+        kinds = dict.fromkeys(k for e in cells.values() if e["status"] == "ok" for k in e)
+        kinds.pop("status", None)
+        real[project] = {
+            kind: {
+                tool: {"status": "ok", **entry[kind]}
+                if entry["status"] == "ok"
+                else {"status": entry["status"], "reason": entry.get("reason")}
+                for tool, entry in cells.items()
+            }
+            for kind in kinds
+        } or {"-": cells}
+        for entries in real[project].values():
+            _with_ratio(entries, "median_s", "x_peer")
+    return real
 
 
 def _scale_point(results: Results, tool: str, project: str, workers: int) -> Entry:
@@ -176,6 +200,7 @@ def summarize(results: Results) -> dict[str, Any]:
         "overhead": overhead,
         "scale": scale,
         "browser": _browser(results),
+        "real": _real(results),
     }
 
 

@@ -10,7 +10,8 @@ Everything here is server-agnostic:
   environment variables are honoured, which matters on CI machines).
 * File edits the way editors and tools do them: ``edit``, ``write``, ``atomic_save``,
   ``save_older``, ``delete``; ``copy_project``; ``write_mo`` (a .mo file without msgfmt).
-* ``/proc`` helpers: ``children``, ``fd_count``, ``thread_names``.
+* ``/proc`` helpers: ``children``, ``group_members``, ``group_zombies``, ``fd_count``,
+  ``thread_names``.
 
 Deadlines are generous (``DEFAULT_TIMEOUT``, override with env RELOADER_TEST_TIMEOUT) since
 the test machines are shared and slow; a passing test never waits for them.
@@ -210,23 +211,32 @@ def _stat_fields(pid: int) -> list[str]:
     return raw.rsplit(")", 1)[1].split()
 
 
-def _live_pids() -> Iterable[tuple[int, list[str]]]:
+def _pids(zombies: bool = False) -> Iterable[tuple[int, list[str]]]:
+    """Every process with its stat fields; zombies (dead, merely unreaped) only if asked."""
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             with contextlib.suppress(OSError, IndexError):
                 fields = _stat_fields(int(entry))
-                if fields[0] != "Z":  # zombies are dead, merely unreaped
+                if zombies or fields[0] != "Z":
                     yield int(entry), fields
 
 
 def children(pid: int) -> list[int]:
     """Live direct children of ``pid`` (e.g. a gunicorn arbiter's workers), sorted."""
-    return sorted(p for p, fields in _live_pids() if int(fields[1]) == pid)
+    return sorted(p for p, fields in _pids() if int(fields[1]) == pid)
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live processes in process group ``pgid``."""
-    return sorted(p for p, fields in _live_pids() if int(fields[2]) == pgid)
+def group_members(pgid: int, zombies: bool = False) -> list[int]:
+    """Processes in process group ``pgid``: the live ones, with ``zombies`` the unreaped too
+    (what a process table fills up with)."""
+    return sorted(p for p, fields in _pids(zombies) if int(fields[2]) == pgid)
+
+
+def group_zombies(pgid: int) -> list[int]:
+    """Exited processes of group ``pgid`` that nobody reaped."""
+    return sorted(
+        p for p, fields in _pids(zombies=True) if fields[0] == "Z" and int(fields[2]) == pgid
+    )
 
 
 def fd_count(pid: int) -> int:

@@ -1,8 +1,8 @@
 """`python -m benchmarks --quick` runs end to end and writes complete, well-formed results.
 
 This checks the shape of the results and that every server was stopped, not the speed. It
-starts about twenty servers (about three minutes with the browser section's two); deselect
-it with `-m "not bench"`.
+starts about twenty servers (about three minutes with the browser section's two and the
+real-project section's Wagtail site); deselect it with `-m "not bench"`.
 """
 
 from __future__ import annotations
@@ -145,6 +145,33 @@ def test_browser_section_repaints_the_tab_by_itself(
             assert grace["old_alive_after_grace"] == 0, f"{tool}: {grace}"
     assert data["browser"]["runserver"]["view"]["x_runserver"] == 1
     assert "real browser tab" in (out / "results.md").read_text(encoding="utf-8")
+
+
+def test_real_project_section_times_every_kind_of_edit(
+    results: tuple[Path, dict[str, Any]],
+) -> None:
+    """The Wagtail site is generated, migrated and served; each kind of edit reaches every
+    worker, and reloader serves no stale answer and loses no request on any of them."""
+    out, data = results
+    settings = data["meta"]["settings"]
+    kinds = {"wagtail": {"view", "models", "settings", "ready"}, "demo-ready": {"view"}}
+    assert {p: set(k) for p, k in data["real"].items()} == kinds
+    assert (
+        data["projects"]["wagtail"]["modules_loaded"] > data["projects"]["demo"]["modules_loaded"]
+    )
+    for project, by_kind in data["real"].items():
+        for kind, tools in by_kind.items():
+            assert set(tools) == set(settings["real_tools"]), (project, kind)
+            for tool, entry in tools.items():
+                where = f"real {project} {kind} {tool}"
+                # wagtail is in the test extra: never skipped here.
+                _check_entry(where, entry, data["tools"][tool]["skipped"], ("median_s", "p90_s"))
+                assert entry["timeouts"] == 0 and entry["saves"] == settings["real_edits"], where
+                if tool.startswith("reloader-"):
+                    assert entry["stale"]["stale"] == 0, f"{where}: {entry['stale']}"
+                    assert entry["lost"]["failed"] == 0, f"{where}: {entry['lost']}"
+    table = (out / "results.md").read_text(encoding="utf-8")
+    assert "<!-- bench:real:start -->" in table and "`feedback/views.py`" in table
 
 
 def test_idle_covers_both_projects(results: tuple[Path, dict[str, Any]]) -> None:

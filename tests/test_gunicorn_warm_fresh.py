@@ -8,6 +8,7 @@ import shutil
 import signal
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,10 @@ from support import (
     copy_project,
     edit,
     every_worker_serves,
+    fd_count,
     get,
+    group_members,
+    group_zombies,
     inotify_fds,
     save_older,
     try_get,
@@ -297,55 +301,102 @@ def test_broken_config_keeps_the_old_arbiter_serving(
     _fresh(server, "/version/", "v2 pid=")
 
 
-def _zombies(pgid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if fields[0] == "Z" and int(fields[2]) == pgid:
-                found.append(int(entry))
-    return found
+@dataclass(frozen=True)
+class Footprint:
+    """What a server holds that could pile up across re-execs."""
+
+    processes: int  # in the server's process group, zombies included
+    descriptors: int  # the arbiter's
+    temp: tuple[str, ...]  # what is in the server's temp folder (its run directory)
 
 
-def test_reexecs_leave_no_zombies(gunicorn: StartGunicorn, demo_project: Path) -> None:
-    server = _start(gunicorn, demo_project)
-    _held_by_arbiter(server)
-    models = demo_project / "pages" / "models.py"
-    for n in range(2, 7):
-        edit(models, f'"m{n - 1}"', f'"m{n}"')
-        _fresh(server, "/models-version/", f"m{n} pid=")
-    assert server.log().count(REEXEC) == 5
-    # The last old workers may still be finishing; once they did, nothing but the arbiter,
-    # its two workers and one supervisor is left, and no zombie.
-    wait_until(
-        lambda: not _zombies(server.pid) and len(server.worker_pids()) == 2,
-        message=lambda: f"no zombies (have {_zombies(server.pid)})",
+def _footprint(server: PreforkServer, temp: Path) -> Footprint:
+    return Footprint(
+        len(group_members(server.pid, zombies=True)),
+        fd_count(server.pid),
+        tuple(sorted(p.name for p in temp.iterdir())),
     )
-    assert len(server.helper_pids()) == 1
+
+
+def _settled(server: PreforkServer, temp: Path, before: Footprint) -> Footprint:
+    """Wait until the old workers finished and were reaped: as many processes and descriptors
+    as `before`, one run directory (a new one per image), and no zombie."""
+
+    def same() -> bool:
+        now = _footprint(server, temp)
+        return (
+            now.processes == before.processes
+            and now.descriptors <= before.descriptors
+            and len(now.temp) == len(before.temp)
+            and not group_zombies(server.pid)
+        )
+
+    wait_until(
+        same,
+        message=lambda: (
+            f"{before}, have {_footprint(server, temp)}, zombies {group_zombies(server.pid)}"
+        ),
+    )
+    return _footprint(server, temp)
+
+
+LEAK_EDITS = int(os.environ.get("RELOADER_LEAK_EDITS", "6"))
+"""Each edit is a re-exec (about a second): the issue asks for 50 (RELOADER_LEAK_EDITS=50);
+6 keeps CI short (the soak below counts the same after its 24), and a leak shows in the first."""
+
+
+def test_arbiter_held_edits_leave_nothing_behind(
+    gunicorn: StartGunicorn, demo_project: Path, tmp_path: Path
+) -> None:
+    """Models and settings edited in turn, each a re-exec of the arbiter: afterwards the same
+    processes (zombies counted), descriptors and temp folder as after the first one."""
+    _add_settings(demo_project, 'GREETING = "hi"\nFLAVOUR = "s0"\n')
+    temp = tmp_path / "server-temp"
+    temp.mkdir()
+    server = _start(gunicorn, demo_project, TMPDIR=str(temp))
+    arbiter = server.pid
+    _held_by_arbiter(server)
+    models, settings = demo_project / "pages" / "models.py", demo_project / "demo" / "settings.py"
+    # The first image differs from the later ones (it set Django up late): count from the
+    # second.
+    edit(models, '"m1"', '"m0"')
+    _fresh(server, "/models-version/", "m0 pid=")
+    before = _settled(server, temp, _footprint(server, temp))
+    assert before.processes == 4, "the arbiter, two workers and one supervisor"
+    assert before.temp == (_run_dir(server).name,)
+    last = {models: "m0", settings: "s0"}
+    for n in range(1, LEAK_EDITS + 1):
+        path, url, new = (
+            (models, "/models-version/", f"m{n}") if n % 2 else (settings, "/greeting/", f"s{n}")
+        )
+        edit(path, f'"{last[path]}"', f'"{new}"')
+        last[path] = new
+        _fresh(server, url, f"{new} pid=")
+    after = _settled(server, temp, before)
+    assert after.temp == (_run_dir(server).name,), "only the current run directory"
+    assert server.pid == arbiter and server.log().count(REEXEC) == LEAK_EDITS + 1
+    server.stop()
+    assert not list(temp.iterdir()), "the run directory outlives the server"
 
 
 SOAK_EDITS = int(os.environ.get("RELOADER_SOAK_EDITS", "40"))
 """The issue asks for 200; 40 keeps CI short (set RELOADER_SOAK_EDITS=200 for the full run)."""
 
 
-def _fd_count(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def test_soak_every_kind_of_edit(gunicorn: StartGunicorn, demo_project: Path) -> None:
+def test_soak_every_kind_of_edit(
+    gunicorn: StartGunicorn, demo_project: Path, tmp_path: Path
+) -> None:
     """Views, models, settings, .env and templates edited in turn: every answer after the
     first fresh one is fresh, no request fails, and nothing is left behind."""
     _settings_read_env(demo_project)
-    server = _start(gunicorn, demo_project)
+    temp = tmp_path / "server-temp"
+    temp.mkdir()
+    server = _start(gunicorn, demo_project, TMPDIR=str(temp))
     _held_by_arbiter(server)
-    run_dirs = {_run_dir(server)}
     template = demo_project / "pages" / "templates" / "pages" / "hello.html"
     template.write_text("t0 pid={{ pid }}")
     wait_for_body(server.url("/hello/"), "t0 pid=")
-    fds = _fd_count(server.pid)
+    before = _footprint(server, temp)
 
     failures: list[str] = []
     stop = threading.Event()
@@ -385,16 +436,13 @@ def test_soak_every_kind_of_edit(gunicorn: StartGunicorn, demo_project: Path) ->
                 write(template, f"t{n} pid={{{{ pid }}}}")
                 path, marker = "/hello/", f"t{n} pid="
             _fresh(server, path, marker)
-            if server.helper_pids():
-                run_dirs.add(_run_dir(server))
     finally:
         stop.set()
         client.join()
     assert not failures, failures[:5]
-    assert _fd_count(server.pid) <= fds, "the arbiter leaks descriptors across re-execs"
-    wait_until(lambda: not _zombies(server.pid), message="no zombies")
+    _settled(server, temp, before)
     server.stop()
-    assert not [d for d in run_dirs if d.exists()], "run directories left behind"
+    assert not list(temp.iterdir()), "run directories left behind"
     # Never a loop: at most one re-exec per edit of what the arbiter holds (fewer when one
     # re-exec covers two saves).
     reexecs = server.log().count(REEXEC)
