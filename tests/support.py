@@ -208,12 +208,12 @@ def _stat_fields(pid: int) -> list[str]:
     return raw.rsplit(")", 1)[1].split()
 
 
-def _live_pids() -> Iterable[tuple[int, list[str]]]:
+def _live_pids(zombies: bool = False) -> Iterable[tuple[int, list[str]]]:
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             with contextlib.suppress(OSError, IndexError):
                 fields = _stat_fields(int(entry))
-                if fields[0] != "Z":  # zombies are dead, merely unreaped
+                if zombies or fields[0] != "Z":  # zombies are dead, merely unreaped
                     yield int(entry), fields
 
 
@@ -222,9 +222,14 @@ def children(pid: int) -> list[int]:
     return sorted(p for p, fields in _live_pids() if int(fields[1]) == pid)
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live processes in process group ``pgid``."""
-    return sorted(p for p, fields in _live_pids() if int(fields[2]) == pgid)
+def group_members(pgid: int, zombies: bool = False) -> list[int]:
+    """Live processes in process group ``pgid`` (and with ``zombies``, the unreaped dead)."""
+    return sorted(p for p, fields in _live_pids(zombies) if int(fields[2]) == pgid)
+
+
+def zombies(pgid: int) -> list[int]:
+    """Processes of group ``pgid`` that exited and that nobody reaped."""
+    return sorted(set(group_members(pgid, zombies=True)) - set(group_members(pgid)))
 
 
 def fd_count(pid: int) -> int:
@@ -579,9 +584,7 @@ class PreforkServer(Server):
     """Words of the command line of children that are not workers (a watcher process)."""
 
     def worker_pids(self) -> list[int]:
-        return [
-            pid for pid in children(self.pid) if not self._is_helper(pid) and not _is_tier(pid)
-        ]
+        return [pid for pid in children(self.pid) if not self._is_helper(pid) and not _is_tier(pid)]
 
     def helper_pids(self) -> list[int]:
         return [pid for pid in children(self.pid) if self._is_helper(pid)]
