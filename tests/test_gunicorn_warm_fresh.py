@@ -3,11 +3,13 @@ works in per-worker mode, and must in warm mode too, against real gunicorn serve
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -339,6 +341,28 @@ SOAK_EDITS = int(os.environ.get("RELOADER_SOAK_EDITS", "40"))
 """The issue asks for 200; 40 keeps CI short (set RELOADER_SOAK_EDITS=200 for the full run)."""
 
 
+@contextlib.contextmanager
+def _steady_load(server: PreforkServer, path: str) -> Iterator[list[str]]:
+    """Requests to `path` one after another in a thread, through every restart, new tier and
+    re-exec (they wait in the backlog): the list yielded gathers those that failed."""
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def keep_asking() -> None:
+        while not stop.is_set():
+            resp = try_get(server.url(path))
+            if resp is None or resp.status != 200:
+                failures.append("no answer" if resp is None else f"{resp.status} {resp.body}")
+
+    client = threading.Thread(target=keep_asking)
+    client.start()
+    try:
+        yield failures
+    finally:
+        stop.set()
+        client.join()
+
+
 def test_soak_every_kind_of_edit(gunicorn: StartGunicorn, demo_project: Path) -> None:
     """Views, models, settings, .env and templates edited in turn: every answer after the
     first fresh one is fresh, no request fails, and nothing is left behind."""
@@ -351,19 +375,7 @@ def test_soak_every_kind_of_edit(gunicorn: StartGunicorn, demo_project: Path) ->
     wait_for_body(server.url("/hello/"), "t0 pid=")
     fds = fd_count(server.pid)
 
-    failures: list[str] = []
-    stop = threading.Event()
-
-    def keep_asking() -> None:
-        # Requests during every restart and re-exec: they wait in the backlog, none fails.
-        while not stop.is_set():
-            resp = try_get(server.url("/version/"))
-            if resp is None or resp.status != 200:
-                failures.append("no answer" if resp is None else f"{resp.status} {resp.body}")
-
-    client = threading.Thread(target=keep_asking)
-    client.start()
-    try:
+    with _steady_load(server, "/version/") as failures:
         for n in range(1, SOAK_EDITS + 1):
             kind = n % 5
             if kind == 0:
@@ -391,9 +403,6 @@ def test_soak_every_kind_of_edit(gunicorn: StartGunicorn, demo_project: Path) ->
             _fresh(server, path, marker)
             if server.helper_pids():
                 run_dirs.add(_run_dir(server))
-    finally:
-        stop.set()
-        client.join()
     assert not failures, failures[:5]
     assert fd_count(server.pid) <= fds, "the arbiter leaks descriptors across tier replacements"
     wait_until(lambda: not zombies(server.pid), message="no zombies")
@@ -485,26 +494,12 @@ def test_models_and_settings_edits_replace_the_tier(
     server = _start(gunicorn, demo_project, kind)
     _held_by_tier(server)
     arbiter, tiers = server.pid, set(server.tier_pids())
-    failures: list[str] = []
-    stop = threading.Event()
-
-    def keep_asking() -> None:
-        while not stop.is_set():
-            resp = try_get(server.url("/models-version/"))
-            if resp is None or resp.status != 200:
-                failures.append("no answer" if resp is None else f"{resp.status} {resp.body}")
-
-    client = threading.Thread(target=keep_asking)
-    client.start()
-    try:
+    with _steady_load(server, "/models-version/") as failures:
         edit(demo_project / "pages" / "models.py", '"m1"', '"m2"')
         _fresh(server, "/models-version/", "m2 pid=")
         tiers.update(server.tier_pids())
         edit(demo_project / "demo" / "settings.py", 'FLAVOUR = "s1"', 'FLAVOUR = "s2"')
         _fresh(server, "/greeting/", "hi s2 pid=")
-    finally:
-        stop.set()
-        client.join()
     assert not failures, failures[:5]
     log = server.log()
     assert "replacing the Django tier: changed pages/models.py" in log
