@@ -4,6 +4,8 @@ holds changes, a re-exec of the arbiter when what the arbiter imported changes."
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -176,6 +178,19 @@ def test_models_edit_replaces_the_tier_which_forks_warm_again(
     assert_fresh_everywhere(server, "/version/", "v3 pid=", DEMO_WARM)
     assert server.log().count("replacing the Django tier (") == 1
     assert server.tier_pids() == [new_tier] and len(server.helper_pids()) == 1
+
+    # kill -HUP: gunicorn re-reads its configuration and starts new workers, from a new
+    # tier forked with that configuration.
+    workers = set(server.worker_pids())
+    os.kill(arbiter, signal.SIGHUP)
+    server.wait_for_log("gunicorn reloaded its configuration")
+    wait_until(
+        lambda: len(pids := server.worker_pids()) == 2 and not set(pids) & workers,
+        message=lambda: f"new workers after HUP:\n{server.log_tail()}",
+    )
+    every_worker_serves(server, "/models-version/", "m2 pid=")
+    assert len(server.tier_pids()) == 1 and server.tier_pids() != [new_tier]
+    assert server.pid == arbiter and REEXEC not in server.log()
 
 
 def test_broken_models_edit_shows_the_error_and_recovers(

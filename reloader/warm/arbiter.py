@@ -64,6 +64,8 @@ class WarmArbiter:
         # arbiter has now may have been changed by what it imported (`load_dotenv()`), and
         # `load_dotenv(override=False)` in a new image would then keep the old values.
         self.environ = {k: v for k, v in os.environ.items() if k not in TRANSIENT_ENV}
+        self.raw_env = _raw_env(server)
+        """gunicorn's `--env`, in `environ` already: a reload (HUP) may change it."""
         worker_class = str(getattr(server.cfg, "worker_class_str", ""))
         self.warm = not any(name in worker_class for name in COLD_WORKERS)
         # Before anything is created: a bad value stops the server here.
@@ -260,7 +262,11 @@ class WarmArbiter:
         plan = TierPlan(
             report=report,
             modules=list(self.modules),
-            environ={**self.environ, ENV: str(self.run.path)},
+            environ={
+                **{k: v for k, v in self.environ.items() if k not in self.raw_env},
+                **_raw_env(self.server),
+                ENV: str(self.run.path),
+            },
             extra_files=sorted(self.extra_files),
             run=self.run,
         )
@@ -479,6 +485,11 @@ class WarmArbiter:
 
 
 _real_fork = os.fork
+
+
+def _raw_env(server: Any) -> dict[str, str]:
+    env = getattr(server.cfg, "env", None)
+    return dict(env) if isinstance(env, dict) else {}
 
 
 def _other_settings(reports: list[Report], settings_module: str) -> str | None:
