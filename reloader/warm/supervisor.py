@@ -141,6 +141,8 @@ class Supervisor:
         for it."""
         self.offered: set[str] = set()
         """Modules the arbiter was asked to import ahead of the next fork."""
+        self.tier_asked_ns = 0
+        """The change a new tier was last asked for: the next one has it."""
 
     def changed(self, paths: set[Path]) -> bool:
         """The watcher's callback. It never ends watching: after asking for a re-exec this
@@ -172,7 +174,8 @@ class Supervisor:
             # Seen again when the plan changes (see `Watcher._catch_up`): a tier that began
             # its imports after the change has it.
             changed_ns = max(change_ns(p) or time.time_ns() for p in held)
-            if changed_ns > self.sources.tier.started_ns:
+            if changed_ns > max(self.sources.tier.started_ns, self.tier_asked_ns):
+                self.tier_asked_ns = changed_ns
                 # The arbiter stops every worker: all were forked from the stale tier.
                 logger.info("replacing the Django tier: changed %s", describe_paths(paths))
                 discard_bytecode(paths)
