@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import sys
+from pathlib import Path
 from typing import Any
 
 from .log import make_visible
@@ -39,15 +42,40 @@ logger = logging.getLogger("reloader")
 def _serve_through_the_wrapper(server: Any) -> None:
     """`gunicorn -c python:reloader.gunicorn mysite.wsgi:application`: the application named on
     the command line overrides `wsgi_app`. Served as it is, it would run no wrapper, so no
-    worker would report what to watch and no save would ever reload: the wrapper serves it."""
+    worker would report what to watch and no save would ever reload: the wrapper serves it,
+    unless the module named is a wrapper itself (a `dev_wsgi.py` that calls `wrap()`)."""
     application: Any = getattr(server, "app", None)
     named = getattr(application, "app_uri", None)
     if not isinstance(named, str) or named == wsgi_app or not hasattr(application, "wsgi"):
         return  # our own wsgi_app, or a paste deployment or an application class of its own
+    if _imports_reloader(named.partition(":")[0]):
+        return
     os.environ["RELOADER_APP"] = named
     application.app_uri = wsgi_app
     make_visible()
     logger.info("serving %s through reloader's wrapper (as RELOADER_APP)", named)
+
+
+_IMPORTS_RELOADER = re.compile(r"^\s*(from|import)\s+reloader\b", re.MULTILINE)
+
+
+def _imports_reloader(module: str) -> bool:
+    """Whether the source of `module` imports reloader: read, not imported, since the arbiter
+    imports nothing of the project's before it forks."""
+    relative = Path(*module.split("."))
+    for entry in (os.getcwd(), *sys.path):
+        for candidate in (
+            Path(entry, relative).with_suffix(".py"),
+            Path(entry, relative, "__init__.py"),
+        ):
+            if candidate.is_file():
+                try:
+                    return (
+                        _IMPORTS_RELOADER.search(candidate.read_text(errors="replace")) is not None
+                    )
+                except OSError:
+                    return False
+    return False
 
 
 def on_starting(server: Any) -> None:
