@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -341,8 +342,10 @@ def update_readme(text: str, readme: Path = README, sections: list[str] | None =
 
 
 def _inside(content: str, start: str, end: str) -> tuple[int, int] | None:
-    """Where the text between the two markers begins and ends, or None."""
-    first, last = content.find(start), content.find(end)
-    if first < 0 or last < first:
+    """Where the text between the two markers begins and ends, or None. A marker stands on a
+    line of its own: prose that names one is not one."""
+    first = re.search(f"^{re.escape(start)}$", content, re.MULTILINE)
+    last = re.search(f"^{re.escape(end)}$", content, re.MULTILINE)
+    if first is None or last is None or last.start() < first.end():
         return None
-    return first + len(start), last
+    return first.end(), last.start()

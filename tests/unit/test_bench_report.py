@@ -7,7 +7,7 @@ from pathlib import Path
 
 from benchmarks import report
 
-README = """intro
+README = """intro, naming `<!-- bench:real:start -->` in prose
 <!-- bench:start -->
 old run line
 <!-- bench:main:start -->
@@ -41,7 +41,8 @@ def test_a_full_run_replaces_the_whole_block(tmp_path: Path) -> None:
     readme.write_text(README)
     assert report.update_readme(RUN_OF_REAL, readme) == []
     text = readme.read_text()
-    assert text.startswith("intro\n<!-- bench:start -->\nnew run line\n") and "old" not in text
+    assert text.startswith(README.partition("\n")[0] + "\n<!-- bench:start -->\nnew run line\n")
+    assert "old" not in text
     assert text.endswith("<!-- bench:real:end -->\n<!-- bench:end -->\nafter\n")
 
 
