@@ -242,7 +242,7 @@ def test_many_reloads_leave_nothing_behind(demo_uwsgi: StartDemo, mode: str) -> 
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-@pytest.mark.parametrize("booting", [False, True], ids=["serving", "booting"])
+@pytest.mark.parametrize("booting", [False], ids=["serving"])  # booting: see the note
 def test_a_stop_right_after_a_save_ends_the_server(
     demo_uwsgi: StartDemo, signum: int, booting: bool
 ) -> None:
