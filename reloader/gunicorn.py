@@ -12,6 +12,7 @@ by RELOADER_APP / DJANGO_SETTINGS_MODULE as for `reloader.wsgi`.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import re
@@ -116,4 +117,6 @@ def worker_exit(server: Any, worker: Any) -> None:
         from .restarters.gunicorn import exit_without_teardown, stopping_cleanly
 
         if stopping_cleanly():
-            exit_without_teardown()
+            # At exit, not now: the interpreter first waits for the application's own
+            # threads (a mail being sent), as a worker without us would, up to the grace.
+            atexit.register(exit_without_teardown)
