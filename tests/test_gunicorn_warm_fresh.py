@@ -4,6 +4,7 @@ works in per-worker mode, and must in warm mode too, against real gunicorn serve
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -310,12 +311,36 @@ class Footprint:
     temp: tuple[str, ...]  # what is in the server's temp folder (its run directory)
 
 
+def _control_socket_up(server: PreforkServer) -> bool:
+    """gunicorn 22+ serves a control socket from a thread of the arbiter, with four
+    descriptors of its own (an event loop's and the listener), and closes it around every
+    fork: the arbiter's count is only comparable while it listens. Older gunicorns have none.
+    Looked up in the kernel's table, not connected to: a connection is a descriptor too."""
+    paths = re.findall(r"Control socket listening at (\S+)", server.log())
+    if not paths:
+        return True
+    listening = "00010000"  # __SO_ACCEPTCON, in the Flags column
+    with open("/proc/net/unix", encoding="utf-8") as table:
+        return any(
+            line.split()[3] == listening and line.rstrip().endswith(" " + paths[-1])
+            for line in table
+        )
+
+
 def _footprint(server: PreforkServer, temp: Path) -> Footprint:
-    return Footprint(
-        len(group_members(server.pid, zombies=True)),
-        fd_count(server.pid),
-        tuple(sorted(p.name for p in temp.iterdir())),
-    )
+    """Measured between two looks at the control socket that both found it up."""
+
+    def measured() -> Footprint | None:
+        if not _control_socket_up(server):
+            return None
+        now = Footprint(
+            len(group_members(server.pid, zombies=True)),
+            fd_count(server.pid),
+            tuple(sorted(p.name for p in temp.iterdir())),
+        )
+        return now if _control_socket_up(server) else None
+
+    return wait_until(measured, message="the control socket to be up")
 
 
 def _settled(server: PreforkServer, temp: Path, before: Footprint) -> Footprint:
@@ -326,7 +351,7 @@ def _settled(server: PreforkServer, temp: Path, before: Footprint) -> Footprint:
         now = _footprint(server, temp)
         return (
             now.processes == before.processes
-            and now.descriptors <= before.descriptors
+            and now.descriptors == before.descriptors
             and len(now.temp) == len(before.temp)
             and not group_zombies(server.pid)
         )
