@@ -178,7 +178,7 @@ def _apache(script: str) -> Command:
             + ":".join(map(str, paths)),
             "Define DEMO_WSGI_DIR /srv/demo/deploy_examples/apache": "Define DEMO_WSGI_DIR "
             f"{launch.project.root}",
-            "/dev.wsgi ": f"/{script} ",
+            "${DEMO_WSGI_DIR}/dev.wsgi": f"${{DEMO_WSGI_DIR}}/{script}",
             "<Files dev.wsgi>": f"<Files {script}>",
             "processes=2 threads=4": f"processes={launch.workers} threads={launch.threads}",
             "<VirtualHost *:80>": f"<VirtualHost *:{launch.port}>",
