@@ -36,6 +36,17 @@ def _start_ticks(pid: int) -> int | None:
     return int(raw.rsplit(")", 1)[1].split()[19])
 
 
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists (where there is no /proc to tell its start time too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's: it exists
+    return True
+
+
 def _group() -> str:
     """mod_wsgi's daemon process group: one Apache may run several, for several sites."""
     module = sys.modules.get("mod_wsgi")
@@ -60,7 +71,7 @@ def _sweep(root: Path) -> None:
         ticks, _, _ = rest.partition("-")
         if not (pid.isdigit() and ticks.isdigit()):
             continue
-        if _start_ticks(int(pid)) != int(ticks):
+        if not _alive(int(pid)) or _start_ticks(int(pid)) != int(ticks):
             shutil.rmtree(entry.path, ignore_errors=True)
 
 

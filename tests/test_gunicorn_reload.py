@@ -202,7 +202,7 @@ def test_long_burst_does_not_restart_per_save(
         wait_until(lambda: restarted_pids(server.log()) != restarted, timeout=QUIET_PERIOD)
     lines = "\n".join(restart_lines(server.log()))
     assert sorted(p for p in restarted if p in old_pids) == sorted(old_pids), lines
-    again = [p for p in restarted if p not in old_pids]
+    again = set(restarted) - set(old_pids)  # a warm worker and the supervisor may both say so
     assert len(again) <= (0 if mode == "per-worker" else len(old_pids)), lines
 
 

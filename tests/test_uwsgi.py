@@ -250,7 +250,9 @@ def test_a_stop_right_after_a_save_ends_the_server(
     --die-on-term) just after a save, while the fresh workers boot or once they serve: the
     master waits for every worker, so one that outlives the signal would hold the server up
     for a minute (uWSGI's worker-reload-mercy)."""
-    server, project = demo_uwsgi("preload", warm=False)
+    # Both workers loaded before the save, or one still loading reads the new module and
+    # has no reason to restart.
+    server, project = demo_uwsgi("preload", warm=booting)
     version = project / "pages" / "version.py"
     if booting:  # a boot that imports this module lasts long enough to be caught in it
         old = set(server.worker_pids())

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -37,10 +38,14 @@ def test_processes_serving_the_same_find_the_same_directory(temp_root: Path) -> 
 def test_directories_of_servers_gone_are_swept(temp_root: Path) -> None:
     root = temp_root / f"reloader-{os.geteuid()}"
     root.mkdir(mode=0o700)
-    gone = root / f"{os.getppid()}-1-deadbeef"  # our parent, but started at another time
-    gone.mkdir()
+    reused = root / f"{os.getppid()}-1-deadbeef"  # our parent's pid, another start time
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # reaped: no process has its pid now
+    dead = root / f"{ended.pid}-0-deadbeef"
+    for directory in (reused, dead):
+        directory.mkdir()
     server_directory("demo.wsgi:application")
-    assert not gone.exists()
+    assert not reused.exists() and not dead.exists()
 
 
 def test_a_root_that_is_not_ours_shares_nothing(temp_root: Path) -> None:
