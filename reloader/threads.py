@@ -55,13 +55,13 @@ def allocate_rlock() -> Any:
 
 
 def start_thread(function: Callable[[], None]) -> None:
-    """Run `function` in a new OS thread that takes no signal sent to the process."""
-
-    def run() -> None:
-        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals() - _FAULTS)
-        function()
-
-    _original("start_new_thread")(run, ())
+    """Run `function` in a new OS thread that takes no signal sent to the process. The
+    thread inherits the mask, so it never runs a moment with the signals open."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals() - _FAULTS)
+    try:
+        _original("start_new_thread")(function, ())
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 class StopFlag:
