@@ -59,8 +59,16 @@ def demo_uwsgi(launch: Launcher) -> StartDemo:
     ``uwsgi --master --processes 2 --threads 4 --module reloader.wsgi:application`` on a free
     port; returns the server, with every worker warmed, and the project."""
 
-    def start(mode: str, *args: str, env: dict[str, str] | None = None, warm: bool = True):
+    def start(
+        mode: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        warm: bool = True,
+        prepare: Callable[[Path], None] | None = None,
+    ):
         project = launch.copy(DEMO_SRC)
+        if prepare is not None:
+            prepare(project)
         port = free_port()
         env_args = [f"--env={k}={v}" for k, v in {**DEMO_ENV, **(env or {})}.items()]
         server = launch.uwsgi(
@@ -242,7 +250,7 @@ def test_many_reloads_leave_nothing_behind(demo_uwsgi: StartDemo, mode: str) -> 
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-@pytest.mark.parametrize("booting", [False], ids=["serving"])  # booting: see the note
+@pytest.mark.parametrize("booting", [False, True], ids=["serving", "booting"])
 def test_a_stop_right_after_a_save_ends_the_server(
     demo_uwsgi: StartDemo, signum: int, booting: bool
 ) -> None:
@@ -250,9 +258,9 @@ def test_a_stop_right_after_a_save_ends_the_server(
     --die-on-term) just after a save, while the fresh workers boot or once they serve: the
     master waits for every worker, so one that outlives the signal would hold the server up
     for a minute (uWSGI's worker-reload-mercy)."""
-    # Both workers loaded before the save, or one still loading reads the new module and
-    # has no reason to restart.
-    server, project = demo_uwsgi("preload", warm=booting)
+    # Both workers loaded before the save: one still loading would read the new module and
+    # have no reason to restart.
+    server, project = demo_uwsgi("preload")
     version = project / "pages" / "version.py"
     if booting:  # a boot that imports this module lasts long enough to be caught in it
         old = set(server.worker_pids())
@@ -265,6 +273,42 @@ def test_a_stop_right_after_a_save_ends_the_server(
     os.killpg(server.pid, signum)
     wait_until(lambda: not group_members(server.pid), timeout=20, message=server.log_tail)
     assert time.monotonic() - started < 10, server.log_tail()
+
+
+def _add_thread_signal_view(project: Path) -> None:
+    (project / "pages" / "signal_thread.py").write_text(
+        "import signal\nimport threading\nimport time\n\n"
+        "from django.http import HttpResponse\n\n\n"
+        "def _signalled():\n"
+        "    # Open to signals, as a request thread uWSGI just created is before it runs;\n"
+        "    # once the answer is out (uWSGI skips its exit steps in a busy worker).\n"
+        "    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})\n"
+        "    time.sleep(1)\n"
+        "    signal.pthread_kill(threading.get_ident(), signal.SIGINT)\n\n\n"
+        "def signal_thread(request):\n"
+        "    threading.Thread(target=_signalled).start()\n"
+        '    return HttpResponse("signalled")\n'
+    )
+    with (project / "pages" / "urls.py").open("a") as urls:
+        urls.write(
+            "\nfrom .signal_thread import signal_thread\n\n"
+            "urlpatterns.append(path('signal-thread/', signal_thread))\n"
+        )
+
+
+def test_a_stop_signal_taken_by_another_thread_ends_the_worker(demo_uwsgi: StartDemo) -> None:
+    """uWSGI's stop handler, run in a thread other than the worker's main one, calls exit()
+    there; Python's finalisation would wait for the main thread, which never ends."""
+    server, _ = demo_uwsgi("preload", prepare=_add_thread_signal_view)
+    before = set(server.worker_pids())
+    assert get(server.url("/signal-thread/")).body == "signalled"
+    wait_until(
+        lambda: len(before - set(server.worker_pids())) == 1,
+        timeout=15,
+        message=lambda: f"the signalled worker to exit:\n{server.log_tail()}",
+    )
+    server.wait_workers()
+    server.warm(DEMO_WARM)
 
 
 def test_bad_option_fails_startup(launch: Launcher) -> None:

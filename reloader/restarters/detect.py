@@ -68,7 +68,7 @@ def placement() -> Placement:
                 after_fork=uwsgi.after_fork,
                 note="uWSGI: %s is loaded in each worker, not in the master (as with --lazy-apps)",
             )
-        return Placement(before_boot=uwsgi.stop_signals_end_a_booting_worker)
+        return Placement(before_boot=uwsgi.guard_the_worker)
     if in_gunicorn_worker() or mod_wsgi_mode() == "daemon":
         return Placement()
     foreign = forked_by_unknown_server()

@@ -40,7 +40,7 @@ from typing import Any
 
 from .gunicorn import exit_without_teardown
 
-__all__ = ["UwsgiRestarter", "after_fork", "stop_signals_end_a_booting_worker", "uwsgi_module"]
+__all__ = ["UwsgiRestarter", "after_fork", "guard_the_worker", "uwsgi_module"]
 
 
 def uwsgi_module() -> Any:
@@ -63,10 +63,16 @@ def after_fork(boot: Callable[[], None]) -> None:
         if previous is not None:
             previous()
         if module.worker_id() > 0:
-            stop_signals_end_a_booting_worker()
+            guard_the_worker()
             boot()
 
     module.post_fork_hook = hook
+
+
+def guard_the_worker() -> None:
+    """In each worker, before it loads the application: see the two functions below."""
+    stop_signals_end_a_booting_worker()
+    exits_off_the_main_thread_end_at_once()
 
 
 def stop_signals_end_a_booting_worker() -> None:
@@ -84,6 +90,33 @@ def stop_signals_end_a_booting_worker() -> None:
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
         signal.signal(number, signal.SIG_DFL)
 
+
+def exits_off_the_main_thread_end_at_once() -> None:
+    """Let an exit() that runs in another thread than the worker's main one end the process.
+
+    A stop signal can land in another thread: uWSGI's request threads block signals only
+    once they run, and the master's SIGINT follows the terminal's while the main thread still
+    handles the first, so a thread just created can take it. uWSGI's handler there calls
+    exit(), which finalises Python, which first waits for the main thread to end: it never
+    does (it waits for the accept lock), and the master waits for the worker its
+    worker-reload-mercy. uWSGI calls `uwsgi.atexit` before the finalisation: off the main
+    thread, the process ends there, after the program's atexit functions, with the code
+    uWSGI's stop handler gives."""
+    module = uwsgi_module()
+    previous = getattr(module, "atexit", None)
+    main = threading.main_thread().ident
+
+    def at_exit() -> None:
+        if previous is not None:
+            previous()
+        if threading.get_ident() != main:
+            exit_without_teardown(END_CODE)
+
+    module.atexit = at_exit
+
+
+END_CODE = 30
+"""UWSGI_END_CODE (uwsgi.h): what uWSGI's handler for a stop signal (`end_me`) exits with."""
 
 QUIET_EXIT = 29
 """UWSGI_QUIET_CODE (uwsgi.h): the master respawns the worker and logs nothing about it."""
