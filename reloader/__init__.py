@@ -5,6 +5,13 @@ application itself. `reloader.wsgi:application` is a ready one, configured from 
 environment.
 """
 
+import sys as _sys
+
+if "uwsgi" in _sys.modules:  # before the rest is imported: see guard_the_worker
+    from .restarters.uwsgi import guard_the_worker
+
+    guard_the_worker()
+
 from .main import wrap
 from .settings import ConfigError
 

@@ -32,6 +32,7 @@ exits, with the code uWSGI's master respawns without complaint.
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import sys
 import threading
@@ -69,8 +70,18 @@ def after_fork(boot: Callable[[], None]) -> None:
     module.post_fork_hook = hook
 
 
+_guarded: list[int] = []
+"""The pid of the process guarded, once it is (a worker forked from it is not)."""
+
+
 def guard_the_worker() -> None:
-    """In each worker, before it loads the application: see the two functions below."""
+    """In each worker, as early as it can run: see the two functions below. Once per process;
+    with --lazy-apps, from the first line of this package, since every moment of its imports
+    is one where a stop signal still finds the master's handlers."""
+    module = uwsgi_module()
+    if module is None or module.worker_id() <= 0 or os.getpid() in _guarded:
+        return
+    _guarded.append(os.getpid())
     stop_signals_end_a_booting_worker()
     exits_off_the_main_thread_end_at_once()
 
