@@ -22,6 +22,7 @@ from support import (
     PreforkServer,
     Response,
     assert_fresh_everywhere,
+    catches,
     children,
     edit,
     fd_count,
@@ -108,6 +109,10 @@ def test_save_reloads_every_worker_and_keeps_the_master(demo_uwsgi: StartDemo, m
     assert "Gracefully killing worker" in server.log()
     assert "graceful reload" not in server.log().lower()
     assert server.poll() is None
+    # Where the master imported the wrapper, a worker's exit wakes it (uwsgi_wake); the workers
+    # it forked since keep the default action for the application's own children.
+    assert catches(server.pid, signal.SIGCHLD) == (mode == "preload")
+    assert not any(catches(pid, signal.SIGCHLD) for pid in server.worker_pids())
 
 
 @pytest.mark.parametrize("mode", MODES)

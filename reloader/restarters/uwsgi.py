@@ -21,7 +21,8 @@ The signal goes to the worker's main thread, which serves uWSGI's core 0, as it 
 master sends it: uWSGI blocks every signal in its other request threads but not in our watcher
 thread, where a signal sent to the process could otherwise land and run uWSGI's handler (and
 its exit()) in a thread uWSGI does not know. The master looks for dead workers once a second
-(its master loop), so a replacement starts up to a second after the old worker exits.
+(its master loop); where our code runs in the master, `uwsgi_wake` has it look as soon as a
+worker exits.
 
 uWSGI installs that handler only once the worker has loaded the application: a save seen
 while it loads would make SIGHUP run what the worker inherited (nothing, or the master's own
@@ -39,6 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .gunicorn import exit_without_teardown
+from .uwsgi_wake import master_wakes_on_exit, worker_default_sigchld
 
 __all__ = ["UwsgiRestarter", "after_fork", "guard_the_worker", "uwsgi_module"]
 
@@ -55,11 +57,14 @@ def uwsgi_module() -> Any:
 def after_fork(boot: Callable[[], None]) -> None:
     """Run `boot` in each worker uWSGI forks. uWSGI forks in C and calls Python's at-fork
     hooks only with --py-call-osafterfork; it always calls `uwsgi.post_fork_hook` (also in
-    mules and spoolers, which serve nothing). A hook set before ours still runs."""
+    mules and spoolers, which serve nothing). A hook set before ours still runs. The master
+    then replaces a worker as soon as it exits (see `uwsgi_wake`)."""
     module = uwsgi_module()
+    master_wakes_on_exit()
     previous = getattr(module, "post_fork_hook", None)
 
     def hook() -> None:
+        worker_default_sigchld()
         if previous is not None:
             previous()
         if module.worker_id() > 0:
