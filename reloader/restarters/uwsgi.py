@@ -32,6 +32,7 @@ exits, with the code uWSGI's master respawns without complaint.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import signal
 import sys
@@ -123,6 +124,9 @@ def exits_off_the_main_thread_end_at_once() -> None:
 END_CODE = 30
 """UWSGI_END_CODE (uwsgi.h): what uWSGI's handler for a stop signal (`end_me`) exits with."""
 
+RELOAD_CODE = 17
+"""UWSGI_RELOAD_CODE (uwsgi.h): what a worker's graceful stop (`gracefully_kill`) exits with."""
+
 QUIET_EXIT = 29
 """UWSGI_QUIET_CODE (uwsgi.h): the master respawns the worker and logs nothing about it."""
 
@@ -162,6 +166,11 @@ class UwsgiRestarter:
         if self._begin is not None:
             self._begin()
         if _serving_handler_installed():
+            # uWSGI's graceful stop ends in exit(), which finalises Python: the atexit
+            # callbacks run (after the application's non-daemon threads ended), and from there
+            # the process ends without freeing every module (0.1 s and more for a Django
+            # process; the master forks the replacement only once this one is gone).
+            atexit.register(exit_without_teardown, RELOAD_CODE)
             signal.pthread_kill(self._main, signal.SIGHUP)
         else:
             exit_without_teardown(QUIET_EXIT)
