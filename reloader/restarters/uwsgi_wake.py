@@ -1,15 +1,16 @@
 """uWSGI: have the master replace an exited worker at once, not on its next once-a-second tick.
-Read from uWSGI 2.0.31's source (core/master.c).
+Read from uWSGI's source (core/master.c, core/event.c of the 2.0 branch), checked on 2.0.31.
 
 The master's loop reaps exited children (`waitpid(WNOHANG)`) at its top, then waits on its
-event queue for up to a second (`epoll_wait`, a 1 s timeout); any
-return from that wait (an event, or EINTR) goes back to the top, which reaps and respawns
-every exited worker in turn. It installs no SIGCHLD handler, so a worker's exit wakes nothing:
+event queue for up to a second (`epoll_wait`, a 1 s timeout); any return from that wait (an
+event, or EINTR, which it ignores) goes back to the top, which reaps and respawns every exited
+worker in turn. It installs no SIGCHLD handler, so a worker's exit wakes nothing:
 its replacement is forked 0-1 s later.
 
 A handler for SIGCHLD in the master makes the kernel interrupt that wait when a worker
-becomes reapable, the earliest moment the master can act on it. Only the main thread waits
-there; uWSGI's own threads and ours block signals, so the signal lands there. The handler is
+becomes reapable, the earliest moment the master can act on it. The signal must land in the
+main thread, the one waiting: in 2.0.31's master (2 workers x 4 threads) it is the only thread;
+ours block signals. The handler is
 Python's own C-level one, which only marks the signal pending (async-signal-safe); the Python
 function behind it runs only if the master runs Python again, and does nothing. SA_RESTART
 (`siginterrupt(False)`) restarts the master's other system calls; `epoll_wait` is never
