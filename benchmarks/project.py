@@ -253,10 +253,27 @@ def snapshot_reloader(workdir: Path) -> tuple[Path | None, str | None]:
     source = Path(spec.origin).parent
     site = workdir / "site"
     shutil.copytree(source, site / "reloader", ignore=shutil.ignore_patterns("__pycache__"))
+    return site, _seal(site)
+
+
+def snapshot_at(workdir: Path, ref: str) -> Path:
+    """The reloader package as committed at git `ref`, in workdir/site-<ref> (for `against`)."""
+    site = workdir / f"site-{re.sub(r'[^A-Za-z0-9._-]', '_', ref)}"
+    site.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", ref, "reloader"], check=True, capture_output=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(site)], input=archive.stdout, check=True)
+    _seal(site)
+    return site
+
+
+def _seal(site: Path) -> str:
+    """Compile the snapshot, open it to Apache's user; the digest of its sources."""
     compileall.compile_dir(site, quiet=1)
     digest = hashlib.sha256()
     for path in sorted((site / "reloader").rglob("*.py")):
         digest.update(path.relative_to(site).as_posix().encode() + b"\0" + path.read_bytes())
     for path in [site, *site.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-    return site, digest.hexdigest()[:12]
+    return digest.hexdigest()[:12]

@@ -364,6 +364,17 @@ TOOLS: dict[str, Tool] = {
             uses_reloader=True,
             phases={**_RELOADER_DETECT, **_UWSGI_STEPS},
         ),
+        Tool(  # measured by `benchmarks.against`, not in the main table
+            "reloader-uwsgi-lazy",
+            "reloader + uWSGI --lazy-apps",
+            "uwsgi",
+            True,
+            _uwsgi(
+                lambda launch: "reloader.wsgi:application", "--lazy-apps", env=_reloader_env(True)
+            ),
+            uses_reloader=True,
+            phases={**_RELOADER_DETECT, **_UWSGI_STEPS},
+        ),
         Tool(
             "uwsgi-autoreload",
             "uWSGI --py-autoreload 1",

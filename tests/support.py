@@ -252,6 +252,13 @@ def inotify_fds(pid: int) -> int:
     return count
 
 
+def catches(pid: int, signum: int) -> bool:
+    """Whether ``pid`` has a handler for ``signum`` (SigCgt in /proc/<pid>/status)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = int(re.search(r"^SigCgt:\s+([0-9a-f]+)", status, re.M)[1], 16)  # type: ignore[index]
+    return bool(caught >> (signum - 1) & 1)
+
+
 def thread_names(pid: int) -> list[str]:
     """OS-level names (comm) of all threads of ``pid``."""
     names = []

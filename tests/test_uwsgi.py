@@ -22,6 +22,7 @@ from support import (
     PreforkServer,
     Response,
     assert_fresh_everywhere,
+    catches,
     children,
     edit,
     fd_count,
@@ -91,9 +92,23 @@ def assert_one_restart_per_worker(server: PreforkServer, old_pids: list[int], na
     assert len(lines) == len(old_pids), "\n".join(lines)
 
 
+def _add_exit_markers(project: Path) -> None:
+    """Each worker logs its atexit callbacks, and the interpreter's teardown if it runs one
+    (which frees the module's globals)."""
+    with (project / "pages" / "apps.py").open("a") as apps:
+        apps.write(
+            "\n\nimport atexit\nimport os\n\n\n"
+            "class _TornDown:\n"
+            "    def __del__(self):\n"
+            '        os.write(2, b"TORN-DOWN pid=%d\\n" % os.getpid())\n\n\n'
+            "_torn_down = _TornDown()\n"
+            'atexit.register(lambda: os.write(2, b"ATEXIT pid=%d\\n" % os.getpid()))\n'
+        )
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_save_reloads_every_worker_and_keeps_the_master(demo_uwsgi: StartDemo, mode: str) -> None:
-    server, project = demo_uwsgi(mode)
+    server, project = demo_uwsgi(mode, prepare=_add_exit_markers)
     old_pids = server.worker_pids()
     assert len(old_pids) == 2
     if mode == "preload":  # the master holds reloader only; each worker loads the project
@@ -108,6 +123,14 @@ def test_save_reloads_every_worker_and_keeps_the_master(demo_uwsgi: StartDemo, m
     assert "Gracefully killing worker" in server.log()
     assert "graceful reload" not in server.log().lower()
     assert server.poll() is None
+    # Where the master imported the wrapper, a worker's exit wakes it (uwsgi_wake); the workers
+    # it forked since keep the default action for the application's own children.
+    assert catches(server.pid, signal.SIGCHLD) == (mode == "preload")
+    assert not any(catches(pid, signal.SIGCHLD) for pid in server.worker_pids())
+    # A worker we restart runs its atexit callbacks and ends without the teardown.
+    for pid in old_pids:
+        server.wait_for_log(f"ATEXIT pid={pid}\n")
+    assert "TORN-DOWN" not in server.log(), server.log_tail()
 
 
 @pytest.mark.parametrize("mode", MODES)

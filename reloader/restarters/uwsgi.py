@@ -21,7 +21,8 @@ The signal goes to the worker's main thread, which serves uWSGI's core 0, as it 
 master sends it: uWSGI blocks every signal in its other request threads but not in our watcher
 thread, where a signal sent to the process could otherwise land and run uWSGI's handler (and
 its exit()) in a thread uWSGI does not know. The master looks for dead workers once a second
-(its master loop), so a replacement starts up to a second after the old worker exits.
+(its master loop); where our code runs in the master, `uwsgi_wake` has it look as soon as a
+worker exits.
 
 uWSGI installs that handler only once the worker has loaded the application: a save seen
 while it loads would make SIGHUP run what the worker inherited (nothing, or the master's own
@@ -31,6 +32,7 @@ exits, with the code uWSGI's master respawns without complaint.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import os
 import signal
@@ -40,6 +42,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .gunicorn import exit_without_teardown
+from .uwsgi_wake import master_wakes_on_exit, worker_default_sigchld
 
 __all__ = ["UwsgiRestarter", "after_fork", "guard_the_worker", "uwsgi_module"]
 
@@ -56,11 +59,14 @@ def uwsgi_module() -> Any:
 def after_fork(boot: Callable[[], None]) -> None:
     """Run `boot` in each worker uWSGI forks. uWSGI forks in C and calls Python's at-fork
     hooks only with --py-call-osafterfork; it always calls `uwsgi.post_fork_hook` (also in
-    mules and spoolers, which serve nothing). A hook set before ours still runs."""
+    mules and spoolers, which serve nothing). A hook set before ours still runs. The master
+    then replaces a worker as soon as it exits (see `uwsgi_wake`)."""
     module = uwsgi_module()
+    master_wakes_on_exit()
     previous = getattr(module, "post_fork_hook", None)
 
     def hook() -> None:
+        worker_default_sigchld()
         if previous is not None:
             previous()
         if module.worker_id() > 0:
@@ -129,6 +135,9 @@ def exits_off_the_main_thread_end_at_once() -> None:
 END_CODE = 30
 """UWSGI_END_CODE (uwsgi.h): what uWSGI's handler for a stop signal (`end_me`) exits with."""
 
+RELOAD_CODE = 17
+"""UWSGI_RELOAD_CODE (uwsgi.h): what a worker's graceful stop (`gracefully_kill`) exits with."""
+
 QUIET_EXIT = 29
 """UWSGI_QUIET_CODE (uwsgi.h): the master respawns the worker and logs nothing about it."""
 
@@ -168,6 +177,11 @@ class UwsgiRestarter:
         if self._begin is not None:
             self._begin()
         if _serving_handler_installed():
+            # uWSGI's graceful stop ends in exit(), which finalises Python: the atexit
+            # callbacks run (after the application's non-daemon threads ended), and from there
+            # the process ends without freeing every module (0.1 s and more for a Django
+            # process; the master forks the replacement only once this one is gone).
+            atexit.register(exit_without_teardown, RELOAD_CODE)
             signal.pthread_kill(self._main, signal.SIGHUP)
         else:
             exit_without_teardown(QUIET_EXIT)
