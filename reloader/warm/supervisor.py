@@ -150,7 +150,9 @@ class Supervisor:
             paths |= _saved_since(
                 self.sources.arbiter_files - held, self.sources.arbiter_started_ns
             )
-            self._stop_late_starters(known)
+            # Saved while the plan was being rebuilt: no event came for it, and a worker
+            # that reported before holds it as stale as the late starter does.
+            paths |= self._stop_late_starters(known)
             self._offer_modules()
         if not paths:
             return False
@@ -187,9 +189,11 @@ class Supervisor:
                 self.stopping.update(_key(r) for r in stale)
         return False
 
-    def _stop_late_starters(self, known: set[int]) -> None:
+    def _stop_late_starters(self, known: set[int]) -> set[Path]:
         """A worker that reports for the first time may have imported a file saved while it
-        was starting, before its report let us watch for it: stop it too."""
+        was starting, before its report let us watch for it: stop it too. The files so found,
+        for the workers that started before their save."""
+        found: set[Path] = set()
         for report in self.sources.workers:
             if report.pid in known or _key(report) in self.stopping:
                 continue
@@ -204,6 +208,8 @@ class Supervisor:
                 )
                 self._signal([report.pid], signal.SIGTERM)
                 self.stopping.add(_key(report))
+                found |= late
+        return found
 
     def _offer_modules(self) -> None:
         """Have the arbiter import what the workers reported now, while it idles, rather than

@@ -6,6 +6,7 @@ import os
 import select
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import IO
 
@@ -168,3 +169,39 @@ def test_the_report_written_last_is_the_one_that_saw_the_most(tmp_path: Path) ->
     second.join(timeout=10)
     final = run.worker_report(os.getpid())
     assert final is not None and str(lazy) in final.files
+
+
+def test_a_save_found_by_a_late_report_stops_the_workers_that_reported_before(
+    tmp_path: Path,
+) -> None:
+    """A save made while the watch was being rebuilt brings no event: the supervisor learns of
+    it from the next worker's report (imported, then saved). The workers that reported before
+    and started before the save hold it too: they stop at the same moment, not at the next
+    event, which would let the fresh worker answer first and them answer stale after it."""
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    source = tmp_path / "views.py"
+    source.write_text("A = 1\n")
+    workers = [
+        subprocess.Popen(["sh", "-c", TRAP_TERM], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    try:
+        for worker in workers:
+            assert worker.stdout is not None and _next_line(worker.stdout) == "ready\n"
+        first, late = workers
+        supervisor = Supervisor(run, arbiter_pid=os.getpid())
+        files = [str(source)]
+        run.write_report("worker", Report(pid=first.pid, started_ns=time.time_ns(), files=files))
+        supervisor.changed({run.path / f"worker-{first.pid}.json"})
+        started_ns = time.time_ns()
+        source.write_text("A = 2\n")  # no event: the watch is being rebuilt
+        run.write_report("worker", Report(pid=late.pid, started_ns=started_ns, files=files))
+        supervisor.changed({run.path / f"worker-{late.pid}.json"})
+        for worker in workers:
+            assert worker.stdout is not None
+            assert _next_line(worker.stdout) == "term\n", f"worker {worker.pid}: no SIGTERM"
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()
