@@ -12,7 +12,6 @@ by RELOADER_APP / DJANGO_SETTINGS_MODULE as for `reloader.wsgi`.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import re
@@ -114,9 +113,10 @@ def on_exit(server: Any) -> None:
 
 def worker_exit(server: Any, worker: Any) -> None:
     if _arbiter is not None:
-        from .restarters.gunicorn import exit_without_teardown, stopping_cleanly
+        from .restarters.gunicorn import stopping_cleanly
+        from .restarters.teardown import skip_teardown_at_exit
 
         if stopping_cleanly():
             # At exit, not now: the interpreter first waits for the application's own
-            # threads (a mail being sent), as a worker without us would, up to the grace.
-            atexit.register(exit_without_teardown)
+            # threads, as a worker without us would, up to the grace.
+            skip_teardown_at_exit()

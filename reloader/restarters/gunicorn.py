@@ -4,18 +4,17 @@ listening socket stays open in the arbiter, so new connections wait in the backl
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import os
 import signal
 import sys
 from collections.abc import Callable
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
+
+from .teardown import skip_teardown_at_exit
 
 __all__ = [
     "GunicornRestarter",
-    "exit_without_teardown",
     "gunicorn_preloading",
     "in_gunicorn_worker",
     "stopping_cleanly",
@@ -81,7 +80,7 @@ class GunicornRestarter:
             # runs only while `alive`: it returns at once and the worker exits cleanly.
             worker.alive = False
             return
-        atexit.register(exit_without_teardown)
+        skip_teardown_at_exit()
         os.kill(os.getpid(), signal.SIGTERM)
         # The gthread worker waits for events for up to a second and only then looks at
         # `alive`: wake it through its own queue so it stops taking requests now. (The sync
@@ -95,19 +94,6 @@ class GunicornRestarter:
         # Every stop signal's handler (Worker.handle_exit, handle_quit) clears `alive` first;
         # SIGINT and SIGQUIT then raise SystemExit wherever the worker was, even in an import.
         return getattr(self._worker, "alive", True) is False
-
-
-def exit_without_teardown(code: int = 0) -> NoReturn:
-    """End a worker whose graceful stop is over, skipping the interpreter's teardown: freeing
-    every module and object of a Django process takes 0.1 s and more, and the arbiter forks
-    the replacement only once this process is gone. atexit handlers (logging's flush among
-    them) and the flush of stdout and stderr still happen."""
-    atexit.unregister(exit_without_teardown)  # when called as one, not to run twice
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(code)
 
 
 def stopping_cleanly() -> bool:

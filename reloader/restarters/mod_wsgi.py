@@ -10,13 +10,12 @@ cost a whole tick, so it ends as soon as its requests are done."""
 
 from __future__ import annotations
 
-import atexit
 import os
 import signal
 import sys
 from collections.abc import Callable
 
-from .gunicorn import exit_without_teardown
+from .teardown import skip_teardown_at_exit
 
 __all__ = ["ModWsgiRestarter", "mod_wsgi_mode"]
 
@@ -51,7 +50,7 @@ class ModWsgiRestarter:
         # mod_wsgi finalises the interpreter once the worker threads have finished their
         # requests; the atexit callbacks run first, and from there the process ends without
         # freeing every module (0.1-0.3 s for a Django process).
-        atexit.register(exit_without_teardown)
+        skip_teardown_at_exit()
         os.kill(os.getpid(), signal.SIGINT)
 
     def stopping(self) -> bool:

@@ -32,7 +32,6 @@ exits, with the code uWSGI's master respawns without complaint.
 
 from __future__ import annotations
 
-import atexit
 import ctypes
 import os
 import signal
@@ -41,7 +40,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .gunicorn import exit_without_teardown
+from .teardown import exit_without_teardown, skip_teardown_at_exit
 from .uwsgi_wake import master_wakes_on_exit, worker_default_sigchld
 
 __all__ = ["UwsgiRestarter", "after_fork", "guard_the_worker", "uwsgi_module"]
@@ -76,18 +75,19 @@ def after_fork(boot: Callable[[], None]) -> None:
     module.post_fork_hook = hook
 
 
-_guarded: list[int] = []
-"""The pid of the process guarded, once it is (a worker forked from it is not)."""
+_guarded_pid = 0
+"""The process guarded, once it is (a worker forked from it is not)."""
 
 
 def guard_the_worker() -> None:
     """In each worker, as early as it can run: see the two functions below. Once per process;
     with --lazy-apps, from the first line of this package, since every moment of its imports
     is one where a stop signal still finds the master's handlers."""
+    global _guarded_pid
     module = uwsgi_module()
-    if module is None or module.worker_id() <= 0 or os.getpid() in _guarded:
+    if module is None or module.worker_id() <= 0 or _guarded_pid == os.getpid():
         return
-    _guarded.append(os.getpid())
+    _guarded_pid = os.getpid()
     stop_signals_end_a_booting_worker()
     exits_off_the_main_thread_end_at_once()
 
@@ -181,7 +181,7 @@ class UwsgiRestarter:
             # callbacks run (after the application's non-daemon threads ended), and from there
             # the process ends without freeing every module (0.1 s and more for a Django
             # process; the master forks the replacement only once this one is gone).
-            atexit.register(exit_without_teardown, RELOAD_CODE)
+            skip_teardown_at_exit(RELOAD_CODE)
             signal.pthread_kill(self._main, signal.SIGHUP)
         else:
             exit_without_teardown(QUIET_EXIT)
