@@ -26,7 +26,14 @@ from ..watching.plan import change_ns
 from ..watching.sources import module_file
 from .django_setup import DjangoSetup, SetupProblem
 from .preload import Preloader
-from .reexec import ORPHANS_ENV, carried_orphans, exec_new_image, reap_orphans, start_problem
+from .reexec import (
+    ORPHANS_ENV,
+    StartUp,
+    carried_orphans,
+    exec_new_image,
+    reap_orphans,
+    start_problem,
+)
 from .rundir import ENV, Report, RunDir
 from .supervisor import SIGNAL
 
@@ -58,6 +65,7 @@ class WarmArbiter:
         # arbiter has now may have been changed by what it imported (`load_dotenv()`), and
         # `load_dotenv(override=False)` in a new image would then keep the old values.
         self.environ = {k: v for k, v in os.environ.items() if k not in TRANSIENT_ENV}
+        self.startup = StartUp()
         worker_class = str(getattr(server.cfg, "worker_class_str", ""))
         self.warm = not any(name in worker_class for name in COLD_WORKERS)
         # Before anything is created: a bad value stops the server here.
@@ -303,7 +311,8 @@ class WarmArbiter:
         when the new image would not start: this one serves on."""
         arbiter = self.server
         environ = {**self.environ, **(environ_changes or {})}
-        problem = start_problem(environ, arbiter.START_CTX["cwd"])
+        tried = environ_changes or self.startup.changed()
+        problem = start_problem(environ, arbiter.START_CTX["cwd"]) if tried else None
         if problem is not None:
             logger.error(
                 "not re-executing the arbiter (%s): the new gunicorn would not start: %s. "
