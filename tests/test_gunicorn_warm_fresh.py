@@ -221,6 +221,29 @@ def _run_dir(server: PreforkServer) -> Path:
     return Path(os.fsdecode(argv[argv.index(SUPERVISOR.encode()) + 1]))
 
 
+SLOW_SUPERVISOR = """\
+import time
+
+with open("/proc/self/cmdline", "rb") as cmdline:
+    if b"reloader.warm" in cmdline.read():
+        time.sleep(2)  # a busy machine: the workers serve before the supervisor watches
+"""
+
+
+def test_a_save_while_the_supervisor_starts_is_not_lost(
+    gunicorn: StartGunicorn, demo_project: Path, tmp_path: Path
+) -> None:
+    """The supervisor reads the workers' reports as it starts: a save made after a worker
+    loaded the file and before the supervisor watched it still restarts that worker."""
+    slow = tmp_path / "slow-start"
+    slow.mkdir()
+    (slow / "sitecustomize.py").write_text(SLOW_SUPERVISOR)
+    server = _start(gunicorn, demo_project, PYTHONPATH=str(slow))
+    assert get(server.url("/version/")).body.startswith("v1 pid=")
+    edit(demo_project / "pages" / "version.py", '"v1"', '"v2"')
+    _fresh(server, "/version/", "v2 pid=")
+
+
 def test_killed_supervisor_is_replaced_and_catches_up(
     gunicorn: StartGunicorn, demo_project: Path
 ) -> None:

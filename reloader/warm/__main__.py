@@ -1,7 +1,8 @@
 """`python -m reloader.warm RUN_DIR ARBITER_PID [SINCE_NS]`: the supervisor process of a warm
 gunicorn server, started by its arbiter. Options come from the environment the arbiter passes
-on. SINCE_NS, given to a supervisor that replaces one that died, is when that one started:
-what was saved since then counts as changed, so no save made while none watched is lost."""
+on. SINCE_NS is when the arbiter started this supervisor, or, for one that replaces one that
+died, that one: what was saved since then counts as changed, so no save made while none
+watched is lost."""
 
 from __future__ import annotations
 
