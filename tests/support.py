@@ -608,10 +608,14 @@ class PreforkServer(Server):
     """Words of the command line of children that are not workers (a watcher process)."""
 
     def worker_pids(self) -> list[int]:
-        return [pid for pid in children(self.pid) if not self._is_helper(pid)]
+        return [pid for pid in children(self.pid) if not self._is_helper(pid) and not _is_tier(pid)]
 
     def helper_pids(self) -> list[int]:
         return [pid for pid in children(self.pid) if self._is_helper(pid)]
+
+    def tier_pids(self) -> list[int]:
+        """Warm mode's Django tier: a fork of the arbiter, known by its process name."""
+        return [pid for pid in children(self.pid) if _is_tier(pid)]
 
     def _is_helper(self, pid: int) -> bool:
         if not self.helpers:
@@ -661,6 +665,16 @@ class PreforkServer(Server):
             all_answered, timeout, interval=0, message=lambda: f"all workers to answer {path}"
         )
         return seen
+
+
+TIER_NAME = "reloader-tier"
+
+
+def _is_tier(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == TIER_NAME
+    except OSError:
+        return False
 
 
 def assert_fresh_everywhere(
