@@ -21,7 +21,13 @@ from typing import Any
 
 from ..integrations.identities import renew_process_identities
 from ..log import make_visible
-from ..settings import CARRY_VARIABLE, SETUP_FAILED_VARIABLE, WARM_DJANGO, read_options
+from ..settings import (
+    CARRY_VARIABLE,
+    SETUP_FAILED_VARIABLE,
+    SPOILT_VARIABLE,
+    WARM_DJANGO,
+    read_options,
+)
 from ..watching.plan import change_ns
 from .django_setup import DjangoSetup, SetupProblem
 from .forks import become_subreaper
@@ -74,7 +80,9 @@ class WarmArbiter:
         self.setup_failed_ns, _, self.setup_failure = failed.partition(" ")
         self.run = RunDir.create()
         self._give_run_dir_to_workers()
-        self.preloader = Preloader()
+        self.preloader = Preloader(self.run.path)
+        if os.environ.get(SPOILT_VARIABLE):
+            self.preloader.spoilt = os.environ[SPOILT_VARIABLE]
         self.supervisor: subprocess.Popen[bytes] | None = None
         self.supervisor_started_ns = 0
         self._warming = False
@@ -182,6 +190,8 @@ class WarmArbiter:
         # Before gunicorn's waitpid(-1), which would take the supervisor's exit status.
         self._check_supervisor()
         self._check_tier()
+        if self.preloader.busy:
+            self.warm_up()  # the probe's end, perhaps
         reap()
         self.orphans = reap_orphans(self.orphans)
 
@@ -237,15 +247,21 @@ class WarmArbiter:
             self._warm_up_in_place()
 
     def _warm_up_tiered(self) -> None:
-        """Import here what imports without Django's settings; leave the rest to the tier,
-        and start one once the workers loaded the project."""
-        started_ns = time.time_ns()
+        """Import here what imports without Django's settings, as found by a probe in the
+        background (this process serves on meanwhile: see `_on_child_exit`); leave the rest
+        to the tier, and start one once the workers loaded the project: one forked before the
+        probe ended imports more itself, as fast as its workers need, and the next one is
+        forked from here with the probe's findings."""
         reports = [*self.run.reports("worker"), *self.exited]
         self.exited = []
         names = dict.fromkeys(n for r in reports for n in r.modules)
         self.modules.update(names)
-        if names and self.preloader.preload(names):
+        self.preloader.start(names)
+        started_ns = time.time_ns()
+        if self.preloader.take():
             self._report(started_ns)
+        if self._spoilt():
+            return
         if self.tier is not None:
             other = _other_settings(reports, self.tier.settings_module)
             if other is not None:
@@ -366,8 +382,22 @@ class WarmArbiter:
         names = dict.fromkeys(n for r in reports for n in r.modules)
         if names and self.preloader.preload(names):
             grown = True
+        if self._spoilt():
+            return
         if grown:
             self._report(started_ns)
+
+    def _spoilt(self) -> bool:
+        """Whether an import went otherwise here than in its probe (see `preload.py`), half
+        done now: every fork would hand it down, so this image is replaced by one that
+        preloads nothing, for the server's life."""
+        spoilt = self.preloader.spoilt
+        if spoilt is None or SPOILT_VARIABLE in self.environ:
+            return False
+        logger.error("preloading spoilt the arbiter (%s): re-executing it", spoilt)
+        self.environ[SPOILT_VARIABLE] = spoilt
+        self.reexec("a preloaded import failed", carry=False)
+        return True
 
     def _failed_before(self, reports: list[Report]) -> bool:
         """Setup raised in the image before this one, and the workers, which loaded cleanly,
@@ -424,6 +454,7 @@ class WarmArbiter:
         self.run.remove_worker(pid)
 
     def stop(self) -> None:
+        self.preloader.stop()
         self._drop_tier()
         self._stop_supervisor()
         shutil.rmtree(self.run.path, ignore_errors=True)
@@ -473,6 +504,7 @@ class WarmArbiter:
         logger.info("re-executing the arbiter %d: %s", self.pid, why)
         arbiter.kill_workers(signal.SIGTERM)
         self._drop_tier()
+        self.preloader.stop()
         self._stop_supervisor()  # waited for: it would be the new image's zombie
         if carry:
             environ[CARRY_ENV] = str(self.run.path)

@@ -15,14 +15,23 @@ import ctypes
 import json
 import os
 import select
+import signal
 import socket
 import struct
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["Channel", "become_subreaper", "fork_adopted", "process_name", "set_process_name"]
+__all__ = [
+    "Channel",
+    "become_subreaper",
+    "die_with_parent",
+    "fork_adopted",
+    "process_name",
+    "set_process_name",
+]
 
+PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -45,6 +54,12 @@ def _prctl(option: int, argument: int | bytes) -> None:
 def become_subreaper() -> None:
     """Orphaned descendants of this process become its children (kept across exec)."""
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def die_with_parent() -> None:
+    """The kernel kills this process (SIGKILL) when the thread that forked it ends: a helper
+    that hangs cannot outlive the process that gave up on it."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def process_name() -> bytes:

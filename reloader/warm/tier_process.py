@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from ..restarters.gunicorn import exit_without_teardown
+from ..restarters.teardown import exit_without_teardown
 from .django_setup import DjangoSetup
 from .forks import Channel, fork_adopted, process_name, set_process_name
 from .held import held_report
@@ -82,7 +82,7 @@ class _Tier:
         self.channel = channel
         self.plan = plan
         self.pid = os.getpid()
-        self.preloader = Preloader()
+        self.preloader = Preloader(plan.run.path)
         self.django = DjangoSetup(True)
         self.handlers = {s: signal.getsignal(s) for s in (*QUIT, *IGNORED, signal.SIGCHLD)}
         self.name = process_name()
@@ -96,6 +96,9 @@ class _Tier:
             self._tell({"problem": problem.what, "raised": problem.raised})
             return
         self.preloader.preload(self.plan.modules)
+        if self.preloader.spoilt is not None:
+            self._tell({"problem": f"preloading: {self.preloader.spoilt}", "raised": False})
+            return
         self._report(started_ns)
         seconds = (time.time_ns() - started_ns) / 1e9
         logger.info(
@@ -116,6 +119,9 @@ class _Tier:
                 self._spawn(int(message["spawn"]), fds[0])
             elif "warm" in message and self.preloader.preload(map(str, message["warm"])):
                 self._report(started_ns)  # as begun at setup: see ReportedSources.tier
+            if self.preloader.spoilt is not None:
+                logger.error("preloading spoilt the Django tier: %s", self.preloader.spoilt)
+                return  # the arbiter finds it gone, and makes a new one
 
     def _tell(self, status: dict[str, object]) -> None:
         """The outcome of setup, which the arbiter reads in its main loop when signalled."""

@@ -1,0 +1,330 @@
+"""Telling, in forked processes, which modules import cleanly here, before this process imports
+any: so it imports only those, and never takes a failed import back out of `sys.modules`.
+
+Such a rollback is not sound. A module kept from before can hold what the dropped ones made:
+pydantic's package caches the attributes it imports lazily (`pydantic.BaseModel`), so after
+django-ninja failed half-way (its `conf` needs Django's settings), `BaseModel` came from a
+dropped copy of pydantic's internals and the next import of ninja made a second
+`ModelMetaclass`: a metaclass conflict in `ninja.Schema`, in every process forked since.
+
+Two processes do the trying. The sorter, forked from this one, keeps a state this process
+can reach: it imports only what was found clean. For the trying it forks a scout, which
+imports the names one after another and says how each went; the first refusal leaves the
+scout in a state nobody may keep, so it ends there, and the sorter forks a new one from its
+own clean state for the names after. A refusal names the modules that were being imported
+when it happened: a later name at or under one of them would fail the same way, and is
+refused without a scout. This process imports each name the sorter confirmed, as the
+sorter did, in the same order from the same state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import select
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn
+
+from .forks import Channel, die_with_parent
+
+__all__ = ["PROBE_SECONDS", "Probe", "Raised", "Refusal", "Verdict"]
+
+PROBE_SECONDS = 120.0
+"""How long a whole probe may take: the names not judged by then are refused."""
+
+IMPORT_SECONDS = 10.0
+"""How long one import may take in a scout: past it, it is refused (waiting on the network)."""
+
+QUIT = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+"""End the probe at once (Ctrl-C reaches the whole process group): it holds nothing."""
+
+IGNORED = (
+    signal.SIGHUP,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGWINCH,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGURG,
+    signal.SIGCHLD,
+)
+"""The server's signals: handlers inherited from it would act for it (gunicorn's wake its
+arbiter through a pipe the probe shares)."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a module must not be kept."""
+
+    what: str
+    """A phrase: 'imports project code (mysite.settings)'."""
+    culprits: frozenset[str] = field(default_factory=frozenset)
+    """The modules being imported when it happened: importing one of them, or a module in
+    one of their packages, runs into it again."""
+    raised: Raised | None = None
+    """The exception, when one ended the import."""
+
+
+@dataclass(frozen=True)
+class Raised:
+    """An exception that went off in a module's top-level code, as a scout raises it again at
+    once when a later import reaches that module, rather than running the import up to it."""
+
+    module: str
+    """Where it went off: the innermost module whose top-level code it went through."""
+    type_module: str
+    type_name: str
+    message: str
+
+    def exception(self) -> BaseException | None:
+        """A new one of the same type, or None when that type cannot be made from a message."""
+        with contextlib.suppress(Exception):
+            kind = getattr(importlib.import_module(self.type_module), self.type_name)
+            if isinstance(kind, type) and issubclass(kind, Exception):
+                return kind(self.message)
+        return None
+
+
+class _Reraiser:
+    """A finder for scouts: the modules known to raise, raise at once."""
+
+    def __init__(self, raised: dict[str, Raised]) -> None:
+        self.raised = raised
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        known = self.raised.get(name)
+        exception = known.exception() if known is not None else None
+        if exception is not None:
+            raise exception
+
+
+Check = Callable[[str], "Refusal | None"]
+"""Import the module named; a `Refusal`, or None when it is fit to keep."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One name judged: `problem` is None when it imports cleanly after those judged before."""
+
+    name: str
+    problem: str | None
+
+
+class Probe:
+    """One probe under way. `start` forks its sorter, which writes each verdict to a file as
+    soon as it imported the name (or refused it); once `ended`, `verdicts` reads them. While
+    it runs this process holds nothing of it but a pid and a path: a worker forked meanwhile
+    inherits nothing."""
+
+    def __init__(self, pid: int, path: Path, deadline: float) -> None:
+        self.pid = pid
+        self.path = path
+        self.deadline = deadline
+        self.reaped = False
+
+    @classmethod
+    def start(
+        cls, names: Sequence[str], check: Check, workdir: Path, seconds: float = PROBE_SECONDS
+    ) -> Probe:
+        """Judge `names` with `check`, within `seconds` (then the sorter is stopped)."""
+        fd, name = tempfile.mkstemp(prefix="probe-", suffix=".verdicts", dir=workdir)
+        os.close(fd)
+        pid = os.fork()
+        if pid == 0:
+            _sorter(list(names), check, Path(name))
+        return cls(pid, Path(name), time.monotonic() + seconds)
+
+    def ended(self, wait: float = 0.0) -> bool:
+        """Whether the sorter is done and reaped, waiting up to `wait` seconds for it; past
+        the deadline it is stopped, and has ended."""
+        until = min(self.deadline, time.monotonic() + wait)
+        while not self._reap():
+            if time.monotonic() >= self.deadline:
+                self.stop()
+                return True
+            left = until - time.monotonic()
+            if left <= 0:
+                return False
+            _await_exit(self.pid, left)
+        return True
+
+    def verdicts(self) -> list[Verdict]:
+        """What the sorter wrote, in its order (a line cut short by a stop left out); the
+        file is removed."""
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            lines = []
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        found = []
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                name, problem = json.loads(line)
+                found.append(Verdict(str(name), None if problem is None else str(problem)))
+        return found
+
+    def stop(self) -> None:
+        if not self.reaped:
+            _end(self.pid)
+            self.reaped = True
+
+    def _reap(self) -> bool:
+        if not self.reaped:
+            try:
+                self.reaped = os.waitpid(self.pid, os.WNOHANG) != (0, 0)
+            except ChildProcessError:
+                self.reaped = True  # the server's own waitpid(-1) took it
+        return self.reaped
+
+
+def _await_exit(pid: int, seconds: float) -> None:
+    """Return when process `pid` ended, or after `seconds`."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        time.sleep(min(seconds, 0.01))  # no pidfd (not Linux): look again soon
+        return
+    try:
+        select.select([fd], [], [], seconds)
+    finally:
+        os.close(fd)
+
+
+def _end(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _under(name: str, culprits: frozenset[str]) -> str | None:
+    """The culprit `name` is, or is in the package of, if any."""
+    parts = name.split(".")
+    for end in range(1, len(parts) + 1):
+        if (prefix := ".".join(parts[:end])) in culprits:
+            return prefix
+    return None
+
+
+def _sorter(names: list[str], check: Check, path: Path) -> NoReturn:
+    """Write each verdict to `path` once this process agrees: a name a scout found clean it
+    imports itself; should that go otherwise here, it says so and ends, its state spoilt."""
+    with contextlib.suppress(BaseException), path.open("a", encoding="utf-8") as out:
+
+        def tell(name: str, problem: str | None) -> None:
+            out.write(json.dumps([name, problem]) + "\n")
+            out.flush()
+
+        for signum in QUIT:
+            signal.signal(signum, signal.SIG_DFL)
+        for signum in IGNORED:
+            signal.signal(signum, signal.SIG_IGN)
+        die_with_parent()
+        left = names
+        culprits: frozenset[str] = frozenset()
+        raised: dict[str, Raised] = {}
+        while left:
+            judged, refusal, done = 0, None, set[str]()
+            for tried in _scout(left, check, raised):
+                name, refusal, done = tried
+                judged += 1
+                if refusal is None and name not in sys.modules:
+                    mine = check(name)
+                    if mine is not None:
+                        tell(name, f"{mine.what} (in the sorter, not in the scout)")
+                        os._exit(0)
+                tell(name, None if refusal is None else refusal.what)
+            rest = left[judged:]
+            if refusal is not None:
+                culprits |= refusal.culprits | {left[judged - 1]}
+                if refusal.raised is not None:
+                    raised[refusal.raised.module] = refusal.raised
+            elif rest:
+                # The scout ended or hung without a word on rest[0]: that import did it.
+                tell(
+                    rest[0],
+                    f"ends the process that imports it, or takes over {IMPORT_SECONDS:.0f} s",
+                )
+                culprits |= {rest[0]}
+                rest = rest[1:]
+            left = []
+            for name in rest:
+                culprit = _under(name, culprits)
+                if culprit is None:
+                    left.append(name)
+                else:
+                    tell(name, f"needs {culprit}, refused")
+            # What the refused import did import in full: likely clean, and what later names
+            # need, so tried first (else each later try imports it all again).
+            left.sort(key=lambda n: n not in done)
+    os._exit(0)
+
+
+def _scout(
+    names: list[str], check: Check, raised: dict[str, Raised]
+) -> Iterator[tuple[str, Refusal | None, set[str]]]:
+    """Fork a scout that imports `names` in order until one is refused. For each it tried, in
+    order: its name, the refusal or None, and with a refusal, the names the refused import
+    imported in full. What is known to raise (`raised`) raises at once there."""
+    ours, theirs = Channel.pair()
+    pid = os.fork()
+    if pid == 0:
+        ours.close()
+        with contextlib.suppress(BaseException):
+            die_with_parent()
+            sys.meta_path.insert(0, _Reraiser(raised))
+            for name in names:
+                refusal = None if name in sys.modules else check(name)
+                if refusal is None:
+                    theirs.send({"name": name})
+                    continue
+                theirs.send(
+                    {
+                        "name": name,
+                        "what": refusal.what,
+                        "culprits": sorted(refusal.culprits),
+                        "raised": None if refusal.raised is None else vars(refusal.raised),
+                        "done": [n for n in names if n in sys.modules],
+                    }
+                )
+                break
+        os._exit(0)
+    theirs.close()
+    # A scout that ends is reaped by the kernel (SIGCHLD is ignored here), and not waited
+    # for: its exit takes a few milliseconds, of each of hundreds of scouts. Only one that
+    # hangs is killed (alive, so its pid is still its own).
+    try:
+        while True:
+            try:
+                message, _ = ours.receive(IMPORT_SECONDS)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                return
+            except (EOFError, OSError, ValueError):
+                return
+            if not isinstance(message, dict):
+                return
+            name = str(message["name"])
+            if "what" not in message:
+                yield name, None, set()
+                continue
+            again = message["raised"]
+            refusal = Refusal(
+                str(message["what"]),
+                frozenset(map(str, message["culprits"])),
+                None if again is None else Raised(**again),
+            )
+            yield name, refusal, set(map(str, message["done"]))
+            return  # its last word
+    finally:
+        ours.close()
