@@ -126,7 +126,9 @@ def _problem(name: str) -> Refusal | None:
         if modules:
             kind = type(exc)
             raised = Raised(modules[-1], kind.__module__, kind.__qualname__, str(exc))
-        return Refusal(f"raises {type(exc).__name__}: {exc}", frozenset(modules), raised)
+        clean = footprint.grown() is None and _settings_configured() == configured
+        what = f"raises {type(exc).__name__}: {exc}"
+        return Refusal(what, frozenset(modules), raised, clean)
     finally:
         sys.meta_path.remove(watch)
     added = set(sys.modules) - before

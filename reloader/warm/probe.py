@@ -28,10 +28,11 @@ import signal
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .forks import Channel, die_with_parent
 
@@ -71,6 +72,9 @@ class Refusal:
     one of their packages, runs into it again."""
     raised: Raised | None = None
     """The exception, when one ended the import."""
+    clean: bool = False
+    """The process that tried is as it was, but for the modules the import completed: it
+    raised, and loaded no settings, started no thread, opened no descriptor."""
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,16 @@ def _under(name: str, culprits: frozenset[str]) -> str | None:
     return None
 
 
+@dataclass
+class _Plan:
+    """What a new scout carries on from."""
+
+    left: list[str]
+    """The names not judged yet, in the order to try them."""
+    culprits: set[str] = field(default_factory=set)
+    raised: dict[str, Raised] = field(default_factory=dict)
+
+
 def _sorter(names: list[str], check: Check, path: Path) -> NoReturn:
     """Write each verdict to `path` once this process agrees: a name a scout found clean it
     imports itself; should that go otherwise here, it says so and ends, its state spoilt."""
@@ -229,74 +243,50 @@ def _sorter(names: list[str], check: Check, path: Path) -> NoReturn:
         for signum in IGNORED:
             signal.signal(signum, signal.SIG_IGN)
         die_with_parent()
-        left = names
-        culprits: frozenset[str] = frozenset()
-        raised: dict[str, Raised] = {}
-        while left:
-            judged, refusal, done = 0, None, set[str]()
-            for tried in _scout(left, check, raised):
-                name, refusal, done = tried
-                judged += 1
-                if refusal is None and name not in sys.modules:
-                    mine = check(name)
-                    if mine is not None:
-                        tell(name, f"{mine.what} (in the sorter, not in the scout)")
-                        os._exit(0)
-                tell(name, None if refusal is None else refusal.what)
-            rest = left[judged:]
-            if refusal is not None:
-                culprits |= refusal.culprits | {left[judged - 1]}
-                if refusal.raised is not None:
-                    raised[refusal.raised.module] = refusal.raised
-            elif rest:
-                # The scout ended or hung without a word on rest[0]: that import did it.
-                tell(
-                    rest[0],
-                    f"ends the process that imports it, or takes over {IMPORT_SECONDS:.0f} s",
-                )
-                culprits |= {rest[0]}
-                rest = rest[1:]
-            left = []
-            for name in rest:
-                culprit = _under(name, culprits)
-                if culprit is None:
-                    left.append(name)
+        plan = _Plan(names)
+        while plan.left:
+            told: set[str] = set()
+            trying, following = None, None
+            for message in _scout(plan, check):
+                if "trying" in message:
+                    trying = str(message["trying"])
+                elif "left" in message:
+                    following = _Plan(
+                        [str(n) for n in message["left"]],
+                        {str(n) for n in message["culprits"]},
+                        {str(k): Raised(**v) for k, v in message["raised"].items()},
+                    )
                 else:
-                    tell(name, f"needs {culprit}, refused")
-            # What the refused import did import in full: likely clean, and what later names
-            # need, so tried first (else each later try imports it all again).
-            left.sort(key=lambda n: n not in done)
+                    name, what = str(message["name"]), message.get("what")
+                    if what is None and name not in sys.modules:
+                        mine = check(name)
+                        if mine is not None:
+                            tell(name, f"{mine.what} (in the sorter, not in the scout)")
+                            os._exit(0)
+                    tell(name, None if what is None else str(what))
+                    told.add(name)
+            if following is not None:
+                plan = following
+                continue
+            # The scout ended or hung without a plan: over `trying`, unless it judged it.
+            if trying is None or trying in told:
+                break  # it died of something else: nothing to learn from another
+            tell(trying, f"ends or hangs the process that imports it (over {IMPORT_SECONDS} s)")
+            plan.culprits.add(trying)
+            plan.left = [n for n in plan.left if n not in told and n != trying]
     os._exit(0)
 
 
-def _scout(
-    names: list[str], check: Check, raised: dict[str, Raised]
-) -> Iterator[tuple[str, Refusal | None, set[str]]]:
-    """Fork a scout that imports `names` in order until one is refused. For each it tried, in
-    order: its name, the refusal or None, and with a refusal, the names the refused import
-    imported in full. What is known to raise (`raised`) raises at once there."""
+def _scout(plan: _Plan, check: Check) -> Iterator[dict[str, Any]]:
+    """Fork a scout that carries on from `plan` (see `_try_all`): its messages, up to its
+    last word."""
     ours, theirs = Channel.pair()
     pid = os.fork()
     if pid == 0:
         ours.close()
         with contextlib.suppress(BaseException):
             die_with_parent()
-            sys.meta_path.insert(0, _Reraiser(raised))
-            for name in names:
-                refusal = None if name in sys.modules else check(name)
-                if refusal is None:
-                    theirs.send({"name": name})
-                    continue
-                theirs.send(
-                    {
-                        "name": name,
-                        "what": refusal.what,
-                        "culprits": sorted(refusal.culprits),
-                        "raised": None if refusal.raised is None else vars(refusal.raised),
-                        "done": [n for n in names if n in sys.modules],
-                    }
-                )
-                break
+            _try_all(plan, check, theirs)
         os._exit(0)
     theirs.close()
     # A scout that ends is reaped by the kernel (SIGCHLD is ignored here), and not waited
@@ -314,17 +304,53 @@ def _scout(
                 return
             if not isinstance(message, dict):
                 return
-            name = str(message["name"])
-            if "what" not in message:
-                yield name, None, set()
-                continue
-            again = message["raised"]
-            refusal = Refusal(
-                str(message["what"]),
-                frozenset(map(str, message["culprits"])),
-                None if again is None else Raised(**again),
-            )
-            yield name, refusal, set(map(str, message["done"]))
-            return  # its last word
+            yield message
+            if "left" in message:
+                return  # its last word
     finally:
         ours.close()
+
+
+def _try_all(plan: _Plan, check: Check, channel: Channel) -> None:
+    """In a scout: judge the names in turn, telling each verdict. A refusal that leaves this
+    process clean but for modules on the list has it carry on with those (so the sorter
+    imports them too, and its state is this one's again); any other ends it, with the plan
+    for the next scout as its last word."""
+    sys.meta_path.insert(0, _Reraiser(plan.raised))
+    left = deque(plan.left)
+    while left:
+        name = left.popleft()
+        culprit = _under(name, frozenset(plan.culprits))
+        if culprit is not None:
+            channel.send({"name": name, "what": f"needs {culprit}, refused"})
+            continue
+        if name in sys.modules:
+            channel.send({"name": name})
+            continue
+        channel.send({"trying": name})
+        before = set(sys.modules)
+        refusal = check(name)
+        if refusal is None:
+            channel.send({"name": name})
+            continue
+        channel.send({"name": name, "what": refusal.what})
+        plan.culprits |= refusal.culprits | {name}
+        culprits = frozenset(plan.culprits)
+        if refusal.raised is not None:
+            plan.raised[refusal.raised.module] = refusal.raised
+        # What the refused import completed: tried first, as what later names need too.
+        completed = [n for n in sys.modules if n not in before]
+        rest = [n for n in left if n not in completed]
+        left = deque([*(n for n in completed if n in left), *rest])
+        # Carry on only if the sorter will import each module completed here, as it does
+        # what this process found clean: then both hold the same.
+        taken = len(left) == len(completed) + len(rest)
+        if not (refusal.clean and taken and not any(_under(n, culprits) for n in completed)):
+            channel.send(
+                {
+                    "left": list(left),
+                    "culprits": sorted(plan.culprits),
+                    "raised": {k: vars(v) for k, v in plan.raised.items()},
+                }
+            )
+            return
