@@ -258,7 +258,15 @@ class WarmArbiter:
         self.modules.update(names)
         self.preloader.start(names)
         started_ns = time.time_ns()
-        if self.preloader.take():
+        imported = self.preloader.take()
+        if imported:
+            logger.info(
+                "the arbiter imported %d modules the workers use that import cleanly before "
+                "Django's settings (%d left to the Django tier), in %.2f s",
+                imported,
+                len(self.preloader.refused),
+                (time.time_ns() - started_ns) / 1e9,
+            )
             self._report(started_ns)
         if self._spoilt():
             return
