@@ -608,14 +608,18 @@ class PreforkServer(Server):
     """Words of the command line of children that are not workers (a watcher process)."""
 
     def worker_pids(self) -> list[int]:
-        return [pid for pid in children(self.pid) if not self._is_helper(pid) and not _is_tier(pid)]
+        return [
+            pid
+            for pid in children(self.pid)
+            if not self._is_helper(pid) and _name(pid) not in (TIER_NAME, PROBE_NAME)
+        ]
 
     def helper_pids(self) -> list[int]:
         return [pid for pid in children(self.pid) if self._is_helper(pid)]
 
     def tier_pids(self) -> list[int]:
         """Warm mode's Django tier: a fork of the arbiter, known by its process name."""
-        return [pid for pid in children(self.pid) if _is_tier(pid)]
+        return [pid for pid in children(self.pid) if _name(pid) == TIER_NAME]
 
     def _is_helper(self, pid: int) -> bool:
         if not self.helpers:
@@ -668,13 +672,15 @@ class PreforkServer(Server):
 
 
 TIER_NAME = "reloader-tier"
+PROBE_NAME = "reloader-probe"  # warm mode's forks that find what imports cleanly
 
 
-def _is_tier(pid: int) -> bool:
+def _name(pid: int) -> str:
+    """The kernel's name of process `pid` (`ps -o comm`), or '' once it is gone."""
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip() == TIER_NAME
+        return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
-        return False
+        return ""
 
 
 def assert_fresh_everywhere(

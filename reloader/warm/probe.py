@@ -34,12 +34,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .forks import Channel, die_with_parent
+from .forks import Channel, die_with_parent, set_process_name
 
-__all__ = ["PROBE_SECONDS", "Probe", "Raised", "Refusal", "Verdict"]
+__all__ = ["NAME", "PROBE_SECONDS", "Probe", "Raised", "Refusal", "Verdict"]
 
 PROBE_SECONDS = 120.0
 """How long a whole probe may take: the names not judged by then are refused."""
+
+NAME = b"reloader-probe"
+"""The probe's process name (`ps -o comm`), its scouts' too; the command line is the
+server's."""
 
 IMPORT_SECONDS = 10.0
 """How long one import may take in a scout: past it, it is refused (waiting on the network)."""
@@ -238,6 +242,7 @@ def _sorter(names: list[str], check: Check, path: Path) -> NoReturn:
             out.write(json.dumps([name, problem]) + "\n")
             out.flush()
 
+        set_process_name(NAME)
         for signum in QUIT:
             signal.signal(signum, signal.SIG_DFL)
         for signum in IGNORED:
