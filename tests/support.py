@@ -232,6 +232,12 @@ def group_members(pgid: int, zombies: bool = False) -> list[int]:
     return sorted(p for p, fields in _pids(zombies) if int(fields[2]) == pgid)
 
 
+def probing(pgid: int) -> bool:
+    """Whether warm mode's probe (see reloader/warm/probe.py) runs in process group ``pgid``:
+    its processes come and go, as a worker's report of new modules starts one."""
+    return any(process_name(p) == PROBE_NAME for p in group_members(pgid))
+
+
 def group_zombies(pgid: int) -> list[int]:
     """Exited processes of group ``pgid`` that nobody reaped."""
     return sorted(
@@ -611,7 +617,7 @@ class PreforkServer(Server):
         return [
             pid
             for pid in children(self.pid)
-            if not self._is_helper(pid) and _name(pid) not in (TIER_NAME, PROBE_NAME)
+            if not self._is_helper(pid) and process_name(pid) not in (TIER_NAME, PROBE_NAME)
         ]
 
     def helper_pids(self) -> list[int]:
@@ -619,7 +625,7 @@ class PreforkServer(Server):
 
     def tier_pids(self) -> list[int]:
         """Warm mode's Django tier: a fork of the arbiter, known by its process name."""
-        return [pid for pid in children(self.pid) if _name(pid) == TIER_NAME]
+        return [pid for pid in children(self.pid) if process_name(pid) == TIER_NAME]
 
     def _is_helper(self, pid: int) -> bool:
         if not self.helpers:
@@ -675,7 +681,7 @@ TIER_NAME = "reloader-tier"
 PROBE_NAME = "reloader-probe"  # warm mode's forks that find what imports cleanly
 
 
-def _name(pid: int) -> str:
+def process_name(pid: int) -> str:
     """The kernel's name of process `pid` (`ps -o comm`), or '' once it is gone."""
     try:
         return Path(f"/proc/{pid}/comm").read_text().strip()

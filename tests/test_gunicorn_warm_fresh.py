@@ -27,6 +27,7 @@ from support import (
     group_members,
     group_zombies,
     inotify_fds,
+    probing,
     save_older,
     try_get,
     wait_for_body,
@@ -332,10 +333,11 @@ def _control_socket_up(server: PreforkServer) -> bool:
 
 
 def _footprint(server: PreforkServer, temp: Path) -> Footprint:
-    """Measured between two looks at the control socket that both found it up."""
+    """Measured between two looks at the control socket that both found it up, while no
+    probe runs (its processes are in the group, for a moment)."""
 
     def measured() -> Footprint | None:
-        if not _control_socket_up(server):
+        if not _control_socket_up(server) or probing(server.pid):
             return None
         now = Footprint(
             len(group_members(server.pid, zombies=True)),
@@ -344,7 +346,7 @@ def _footprint(server: PreforkServer, temp: Path) -> Footprint:
         )
         return now if _control_socket_up(server) else None
 
-    return wait_until(measured, message="the control socket to be up")
+    return wait_until(measured, message="the control socket to be up, and no probe")
 
 
 def _settled(server: PreforkServer, temp: Path, before: Footprint) -> Footprint:

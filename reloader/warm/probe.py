@@ -7,14 +7,17 @@ django-ninja failed half-way (its `conf` needs Django's settings), `BaseModel` c
 dropped copy of pydantic's internals and the next import of ninja made a second
 `ModelMetaclass`: a metaclass conflict in `ninja.Schema`, in every process forked since.
 
-Two processes do the trying. The sorter, forked from this one, keeps a state this process
-can reach: it imports only what was found clean. For the trying it forks a scout, which
-imports the names one after another and says how each went; the first refusal leaves the
-scout in a state nobody may keep, so it ends there, and the sorter forks a new one from its
-own clean state for the names after. A refusal names the modules that were being imported
-when it happened: a later name at or under one of them would fail the same way, and is
-refused without a scout. This process imports each name the sorter confirmed, as the
-sorter did, in the same order from the same state.
+Two kinds of process do the trying. The sorter, forked from this one, keeps a state this
+process can reach: it imports only what was found clean. For the trying it forks a scout,
+which imports the names one after another and says how each went. A refusal that soiled the
+scout (it imported project code, loaded the settings, started a thread) ends it, and the
+sorter forks a new one from its own clean state for the names after; one that only raised
+leaves the scout as it was but for the modules the import completed, which it tries next,
+so the sorter imports them too and both hold the same again. A refusal names the modules
+that were being imported when it happened: a later name at or under one of them fails the
+same way, and is refused untried; a later import that reaches the module that raised
+raises again at once in the scouts. This process imports each name the sorter confirmed,
+as the sorter did, in the same order from the same state.
 """
 
 from __future__ import annotations
@@ -181,7 +184,9 @@ class Probe:
         return found
 
     def stop(self) -> None:
-        if not self.reaped:
+        """Kill the sorter, if it is still our child (one the server reaped may be another
+        process's pid by now), and reap it."""
+        if not self._reap():
             _end(self.pid)
             self.reaped = True
 

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -195,10 +196,15 @@ _real_fork = os.fork
 
 def _end_worker(exc: BaseException) -> NoReturn:
     """A worker forked here ends where gunicorn's code lets its exit through: never in the
-    tier's own frames (nor the arbiter's frames beneath them)."""
+    tier's own frames (nor the arbiter's frames beneath them). As the interpreter would at
+    its end, it first waits for the application's own threads (a mail being sent; the
+    arbiter kills it after the grace), then runs the atexit callbacks."""
     code = exc.code if isinstance(exc, SystemExit) else 1
     if not isinstance(code, int):
         if code is not None:
             print(code, file=sys.stderr)
         code = 0 if code is None else 1
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
     exit_without_teardown(code)
