@@ -6,8 +6,8 @@ arbiter that already imported the third-party code they need.
 - `rundir.py`: the files through which the processes talk (each worker's report of what it
   imported and watches, the arbiter's own files); the refresh log (`refreshlog`) and the
   last restart's record (`bursts`) live there too;
-- `preload.py`: importing, in the arbiter, the third-party modules the workers reported,
-  rolling back any that fail or misbehave;
+- `preload.py`, `probe.py`: importing, in a warm parent, the third-party modules the workers
+  reported, those that processes forked from it found to import cleanly;
 - `django_setup.py`, `opened.py`, `footprint.py`: `django.setup()` in a warm parent, the
   files it reads meanwhile, and the check that it hands nothing unsafe down to a fork;
 - `tier.py`, `tier_process.py`, `forks.py`: the Django tier, a child of the arbiter that sets
