@@ -2,14 +2,15 @@
 
 A process restarts at the first change it sees; it cannot know whether more will follow, and
 waiting to find out would slow every single save. Its replacement can know more: whoever
-restarts a process for a change records it (when, which files) in the directory the server's
-processes share, and a process about to load code looks at the directories of those files.
-Something saved there after the change its predecessor restarted for, or a restart for a
-change that came soon after the one before, means the burst is going on: it waits until the
-files have been quiet for `QUIET_NS`, and imports the final tree once, instead of a
-half-written one that it would have to restart for again. A single save leaves nothing newer
-behind it: no wait. And no wait lasts longer than `MAX_WAIT_S`, so a burst that never ends
-does not keep the server from serving.
+restarts a process for a change records it (when, which files, the directories of the
+project's modules) in the directory the server's processes share, and a process about to
+load code looks at those directories, the changed files' first (a formatter walks from one
+package to the next). Something saved there after the change its predecessor restarted for,
+or a restart for a change that came soon after the one before, means the burst is going on:
+it waits until the files have been quiet for `QUIET_NS`, and imports the final tree once,
+instead of a half-written one that it would have to restart for again. A single save leaves
+nothing newer behind it: no wait. And no wait lasts longer than `MAX_WAIT_S`, so a burst that
+never ends does not keep the server from serving.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ SAME_SAVE_NS = 50_000_000
 watchers of several processes cut it into batches."""
 MAX_WAIT_S = 2.0
 """The longest a process waits for a burst to settle before it loads anyway."""
-MAX_DIRECTORIES = 50
-"""Directories of a restart's files looked at, at most: the burst is likely in those."""
+MAX_DIRECTORIES = 100
+"""Directories looked at, at most: those of a restart's files first (the burst is likely
+there), then the project's others. Each look lists them and stats their modules."""
 
 
 @dataclass(frozen=True)
@@ -54,28 +56,45 @@ class _Restart:
     previous_ns: int
     """The same for the restart before, when it was for another save; 0 if none."""
     paths: tuple[str, ...]
+    directories: tuple[str, ...] = ()
+    """The other directories of the project's modules, where the burst may go on."""
 
 
 def _read(directory: Path) -> _Restart | None:
     try:
         data = json.loads((directory / RECORD).read_text(encoding="utf-8"))
-        return _Restart(int(data["changed_ns"]), int(data["previous_ns"]), tuple(data["paths"]))
+        return _Restart(
+            int(data["changed_ns"]),
+            int(data["previous_ns"]),
+            tuple(data["paths"]),
+            tuple(data.get("directories", ())),
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def record_restart(directory: Path, paths: Collection[Path]) -> None:
+def record_restart(
+    directory: Path, paths: Collection[Path], project: Collection[Path] = ()
+) -> None:
     """Note, for the processes that replace this one (or the workers the supervisor stops),
-    that they restart for `paths`. Every worker records the same save: once."""
+    that they restart for `paths`; `project`: the directories of the project's own modules
+    they watched. Every worker records the same save: once."""
     changed = max((change_ns(p) for p in paths), default=0) or time.time_ns()
     names = {str(p) for p in paths}
+    directories = {str(d) for d in project}
     old = _read(directory)
     if old is not None and abs(changed - old.changed_ns) < SAME_SAVE_NS:
         changed, previous = max(changed, old.changed_ns), old.previous_ns
         names |= set(old.paths)
+        directories |= set(old.directories)
     else:
         previous = old.changed_ns if old is not None else 0
-    record = {"changed_ns": changed, "previous_ns": previous, "paths": sorted(names)}
+    record = {
+        "changed_ns": changed,
+        "previous_ns": previous,
+        "paths": sorted(names),
+        "directories": sorted(directories),
+    }
     try:
         fd, temp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
         with os.fdopen(fd, "w", encoding="utf-8") as file:
@@ -96,7 +115,9 @@ class BurstWatch:
         self.restart = restart
         self.accept = accept
         self.files = {Path(p) for p in restart.paths}
-        self.directories = sorted({f.parent for f in self.files})[:MAX_DIRECTORIES]
+        first = sorted({f.parent for f in self.files})
+        others = sorted({Path(d) for d in restart.directories} - set(first))
+        self.directories = (first + others)[:MAX_DIRECTORIES]
         self.deadline = time.monotonic() + max_wait
         """No wait goes past this (`time.monotonic()`): `max_wait` seconds from now."""
         self.waited = 0.0
@@ -112,7 +133,8 @@ class BurstWatch:
         return cls(restart, accept, max_wait)
 
     def newest(self) -> int:
-        """When the restart's files, or a module beside them, last changed."""
+        """When the restart's files, or a module beside them or elsewhere in the project,
+        last changed."""
         newest = max((change_ns(f) for f in self.files if self.accept(f)), default=0)
         for directory in self.directories:
             with contextlib.suppress(OSError), os.scandir(directory) as entries:

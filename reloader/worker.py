@@ -53,6 +53,8 @@ class Worker:
         self.options = options
         self.django: DjangoBridge | None = None
         self.restarter: Restarter | None = None
+        self.sources: Sources | None = None
+        """What this process watches, from `boot()` on."""
         self.restarting = False
         self.inflight = InFlight()
         self.shared: Path | None = None
@@ -70,7 +72,7 @@ class Worker:
         make_stdout_line_buffered()
         self.restarter = detect_restarter()
         self.restarter.on_graceful_stop(self._stopping)
-        sources = Sources(self.options.extra_files)
+        sources = self.sources = Sources(self.options.extra_files)
         run = managed_run_dir()
         accept = ChangeFilter(self.options.ignore, sources.cwd)
         self.shared = run.path if run is not None else server_directory(describe(self.target))
@@ -177,7 +179,8 @@ class Worker:
         self.restarting = True
         discard_bytecode(paths)
         if self.shared is not None and self.publishes:
-            record_restart(self.shared, paths)
+            project = self.sources.project_directories() if self.sources else ()
+            record_restart(self.shared, paths, project)
         name, pid = self.restarter.name, os.getpid()
         logger.info("restarting %s %d: changed %s", name, pid, describe_paths(paths))
         self.restarter.restart()

@@ -33,7 +33,14 @@ from .django_setup import DjangoSetup, SetupProblem
 from .forks import become_subreaper
 from .held import held_report
 from .preload import Preloader
-from .reexec import ORPHANS_ENV, carried_orphans, exec_new_image, reap_orphans, start_problem
+from .reexec import (
+    ORPHANS_ENV,
+    StartUp,
+    carried_orphans,
+    exec_new_image,
+    reap_orphans,
+    start_problem,
+)
 from .rundir import ENV, Report, RunDir
 from .supervisor import SIGNAL
 from .tier import DjangoTier, TierGone, unfit
@@ -72,6 +79,7 @@ class WarmArbiter:
         self.environ = {k: v for k, v in os.environ.items() if k not in TRANSIENT_ENV}
         self.raw_env = _raw_env(server)
         """gunicorn's `--env`, in `environ` already: a reload (HUP) may change it."""
+        self.startup = StartUp()
         worker_class = str(getattr(server.cfg, "worker_class_str", ""))
         self.warm = not any(name in worker_class for name in COLD_WORKERS)
         # Before anything is created: a bad value stops the server here.
@@ -500,7 +508,8 @@ class WarmArbiter:
         when the new image would not start: this one serves on."""
         arbiter = self.server
         environ = {**self.environ, **(environ_changes or {})}
-        problem = start_problem(environ, arbiter.START_CTX["cwd"])
+        tried = environ_changes or self.startup.changed()
+        problem = start_problem(environ, arbiter.START_CTX["cwd"]) if tried else None
         if problem is not None:
             logger.error(
                 "not re-executing the arbiter (%s): the new gunicorn would not start: %s. "

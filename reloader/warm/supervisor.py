@@ -34,6 +34,7 @@ from ..refreshlog import RefreshLog, refreshable
 from ..watcher import STALE_BYTECODE_NS
 from ..watching import Pattern, WatchPlan
 from ..watching.plan import change_ns, saved_after
+from ..watching.sources import project_directories
 from .rundir import Report, RunDir
 
 __all__ = ["SIGNAL", "ReportedSources", "Supervisor"]
@@ -131,6 +132,10 @@ class ReportedSources:
             patterns |= _patterns(report.patterns)
         return WatchPlan(frozenset(files), frozenset(patterns))
 
+    def project_directories(self) -> frozenset[Path]:
+        """The directories of the project's modules the workers reported."""
+        return project_directories(Path(f) for report in self.workers for f in report.files)
+
     def is_report(self, path: Path) -> bool:
         return path.parent == self.run.path and path.suffix == ".json"
 
@@ -207,7 +212,7 @@ class Supervisor:
             ]
             if stale:
                 discard_bytecode(restart)
-                record_restart(self.run.path, restart)
+                record_restart(self.run.path, restart, self.sources.project_directories())
                 logger.info(
                     "restarting workers %s: changed %s",
                     ", ".join(str(r.pid) for r in stale),
@@ -228,7 +233,7 @@ class Supervisor:
             late = _saved_since({Path(f) for f in report.files}, report.started_ns)
             if late:
                 discard_bytecode(late)
-                record_restart(self.run.path, late)
+                record_restart(self.run.path, late, self.sources.project_directories())
                 logger.info(
                     "restarting worker %d: changed while it started: %s",
                     report.pid,

@@ -66,6 +66,11 @@ def is_third_party(path: Path) -> bool:
     return os.path.join(str(path), "").startswith(_third_party_prefixes())
 
 
+def project_directories(files: Iterable[Path]) -> frozenset[Path]:
+    """The directories of those of `files` that are not third-party."""
+    return frozenset(f.parent for f in files if not is_third_party(f))
+
+
 class Sources:
     """Collects what one process must watch.
 
@@ -164,9 +169,14 @@ class Sources:
             if max(started_ns, self.read_ns(path)) < changed <= now
         }
 
+    def project_directories(self) -> frozenset[Path]:
+        """The directories of the project's own modules (not the standard library's or
+        installed packages')."""
+        return project_directories(self._scan_modules())
+
     def plan(self) -> WatchPlan:
         module_files = self._scan_modules()
-        project_dirs = {f.parent for f in module_files if not is_third_party(f)}
+        project_dirs = project_directories(module_files)
         with self._lock:
             files = frozenset(module_files | self._files)
             patterns = set(self._patterns)

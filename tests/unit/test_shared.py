@@ -141,6 +141,23 @@ def test_a_save_after_the_restart_waits_until_quiet(tmp_path: Path) -> None:
     assert burst.waited > 0
 
 
+@pytest.mark.parametrize("told", [True, False])
+def test_a_burst_that_moved_on_to_another_package_is_waited_for(tmp_path: Path, told: bool) -> None:
+    first_package, next_package = tmp_path / "a", tmp_path / "b"
+    first_package.mkdir()
+    next_package.mkdir()
+    first = first_package / "views.py"
+    first.write_text("A = 1\n")
+    project = [first_package, next_package] if told else []
+    record_restart(tmp_path, [first], project)
+    time.sleep(0.1)
+    (next_package / "views.py").write_text("B = 1\n")  # the formatter's next package
+    burst = watch(tmp_path)
+    burst.settle()
+    # Told of the project's directories, the burst is seen wherever it went on.
+    assert (burst.waited > 0) is told
+
+
 def test_restarts_soon_after_one_another_are_one_burst(tmp_path: Path) -> None:
     first, second = tmp_path / "a.py", tmp_path / "b.py"
     first.write_text("A = 1\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import select
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import IO
 
 from reloader.warm.django_setup import DjangoSetup
 from reloader.warm.footprint import Footprint
+from reloader.warm.reexec import StartUp
 from reloader.warm.rundir import Report, RunDir
 from reloader.warm.supervisor import Supervisor
 
@@ -205,3 +207,22 @@ def test_a_save_found_by_a_late_report_stops_the_workers_that_reported_before(
         for worker in workers:
             worker.kill()
             worker.wait()
+
+
+def test_a_reexec_is_tried_first_only_when_a_file_of_the_start_up_changed(
+    tmp_path: Path,
+) -> None:
+    startup = StartUp()
+    assert Path(os.__file__) in startup.files and Path(sys.executable) in startup.files
+    if startup.started_ns is None:  # no /proc: every re-exec is tried
+        assert startup.changed()
+        return
+    assert startup.started_ns <= time.time_ns()
+    startup.files = frozenset({Path(os.__file__)})  # installed before this process began
+    assert not startup.changed()
+    config = tmp_path / "gunicorn_conf.py"
+    config.write_text("workers = \n")  # a half-typed configuration, saved since
+    startup.files = frozenset({Path(os.__file__), config})
+    assert startup.changed()
+    config.unlink()
+    assert startup.changed(), "a file gone breaks the start too"
