@@ -23,10 +23,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = [
+    "ARBITER_SIGNALS",
+    "QUIT",
     "Channel",
     "become_subreaper",
     "die_with_parent",
     "fork_adopted",
+    "leave_signals_to_the_arbiter",
     "process_name",
     "set_process_name",
 ]
@@ -40,6 +43,33 @@ ADOPTION_SECONDS = 5.0
 as the middle process exits, within microseconds; past this something is wrong."""
 
 _HEADER = struct.Struct("!I")
+
+QUIT = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+"""End a fork of the arbiter at once: Ctrl-C reaches the whole process group, and the
+arbiter stops its forks itself. Nothing in them needs cleaning up."""
+
+ARBITER_SIGNALS = (
+    signal.SIGHUP,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGWINCH,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGURG,
+)
+"""gunicorn's arbiter's own signals: in a fork of it they are its business, not the copy's
+(whose handlers, inherited, would wake the arbiter through the pipe they share)."""
+
+
+def leave_signals_to_the_arbiter(children: signal.Handlers) -> None:
+    """In a fork of the arbiter: `QUIT` ends it, the arbiter's signals are ignored, and
+    SIGCHLD gets `children` (SIG_DFL: this process waits for its children; SIG_IGN: the
+    kernel reaps them)."""
+    for signum in QUIT:
+        signal.signal(signum, signal.SIG_DFL)
+    for signum in ARBITER_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, children)
 
 
 def _prctl(option: int, argument: int | bytes) -> None:

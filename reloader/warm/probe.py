@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .forks import Channel, die_with_parent, set_process_name
+from .forks import Channel, die_with_parent, leave_signals_to_the_arbiter, set_process_name
 
 __all__ = ["NAME", "PROBE_SECONDS", "Probe", "Raised", "Refusal", "Verdict"]
 
@@ -50,22 +50,6 @@ server's."""
 
 IMPORT_SECONDS = 10.0
 """How long one import may take in a scout: past it, it is refused (waiting on the network)."""
-
-QUIT = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
-"""End the probe at once (Ctrl-C reaches the whole process group): it holds nothing."""
-
-IGNORED = (
-    signal.SIGHUP,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGWINCH,
-    signal.SIGTTIN,
-    signal.SIGTTOU,
-    signal.SIGURG,
-    signal.SIGCHLD,
-)
-"""The server's signals: handlers inherited from it would act for it (gunicorn's wake its
-arbiter through a pipe the probe shares)."""
 
 
 @dataclass(frozen=True)
@@ -248,10 +232,7 @@ def _sorter(names: list[str], check: Check, path: Path) -> NoReturn:
             out.flush()
 
         set_process_name(NAME)
-        for signum in QUIT:
-            signal.signal(signum, signal.SIG_DFL)
-        for signum in IGNORED:
-            signal.signal(signum, signal.SIG_IGN)
+        leave_signals_to_the_arbiter(signal.SIG_IGN)  # the scouts: reaped by the kernel
         die_with_parent()
         plan = _Plan(names)
         while plan.left:

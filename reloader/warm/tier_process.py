@@ -22,7 +22,15 @@ from typing import Any, NoReturn
 
 from ..restarters.teardown import exit_without_teardown
 from .django_setup import DjangoSetup
-from .forks import Channel, fork_adopted, process_name, set_process_name
+from .forks import (
+    ARBITER_SIGNALS,
+    QUIT,
+    Channel,
+    fork_adopted,
+    leave_signals_to_the_arbiter,
+    process_name,
+    set_process_name,
+)
 from .held import held_report
 from .preload import Preloader
 from .rundir import Report, RunDir
@@ -34,21 +42,6 @@ logger = logging.getLogger("reloader")
 
 NAME = b"reloader-tier"
 """The tier's process name (`ps -o comm`); its command line is the arbiter's."""
-
-QUIT = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
-"""Stop this process at once: Ctrl-C reaches the whole process group, and the arbiter stops
-this process itself. Nothing here needs cleaning up."""
-
-IGNORED = (
-    signal.SIGHUP,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGWINCH,
-    signal.SIGTTIN,
-    signal.SIGTTOU,
-    signal.SIGURG,
-)
-"""The arbiter's signals: they are its business, not this copy's."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +78,7 @@ class _Tier:
         self.pid = os.getpid()
         self.preloader = Preloader(plan.run.path)
         self.django = DjangoSetup(True)
-        self.handlers = {s: signal.getsignal(s) for s in (*QUIT, *IGNORED, signal.SIGCHLD)}
+        self.handlers = {s: signal.getsignal(s) for s in (*QUIT, *ARBITER_SIGNALS, signal.SIGCHLD)}
         self.name = process_name()
         self.heartbeat_fd = -1
 
@@ -130,11 +123,7 @@ class _Tier:
         os.kill(self.server.pid, SIGNAL)
 
     def _settle_in(self) -> None:
-        for signum in QUIT:
-            signal.signal(signum, signal.SIG_DFL)
-        for signum in IGNORED:
-            signal.signal(signum, signal.SIG_IGN)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # middle processes: waited for
+        leave_signals_to_the_arbiter(signal.SIG_DFL)  # middle processes: waited for
         set_process_name(NAME)
         # The arbiter's heartbeat files of its workers: not ours to hand down.
         for worker in self.server.WORKERS.values():
