@@ -199,7 +199,9 @@ class WarmArbiter:
         self._check_supervisor()
         self._check_tier()
         if self.preloader.busy:
-            self.warm_up()  # the probe's end, perhaps
+            # The probe's end, perhaps: handled as the supervisor's signal is, the run
+            # directory checked first, and nothing that fails let out into gunicorn's loop.
+            self._on_request()
         reap()
         self.orphans = reap_orphans(self.orphans)
 

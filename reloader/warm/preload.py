@@ -68,9 +68,14 @@ class Preloader:
             self.later.update(dict.fromkeys(names))
             return
         todo = [n for n in dict.fromkeys(names) if n not in sys.modules and n not in self.refused]
-        if todo:
-            self.asked = todo
+        if not todo:
+            return
+        try:
             self.probe = Probe.start(todo, _problem, self.workdir)
+        except OSError as exc:  # the run directory removed meanwhile: the next warm-up tries
+            logger.warning("could not start probing what to preload: %s", exc)
+            return
+        self.asked = todo
 
     def take(self, wait: float = 0.0) -> int:
         """Once the probe ended (waiting up to `wait` seconds for it), import what it found
