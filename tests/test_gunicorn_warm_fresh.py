@@ -349,6 +349,19 @@ def _footprint(server: PreforkServer, temp: Path) -> Footprint:
     return wait_until(measured, message="the control socket to be up, and no probe")
 
 
+def _steady_footprint(server: PreforkServer, temp: Path) -> Footprint:
+    """The footprint once three looks 0.2 s apart agree: a baseline, never one taken while
+    the arbiter imports what a probe found (a descriptor of its own for the moment) or
+    forks."""
+    seen: list[Footprint] = []
+
+    def steady() -> Footprint | None:
+        seen.append(_footprint(server, temp))
+        return seen[-1] if len(seen) >= 3 and seen[-1] == seen[-2] == seen[-3] else None
+
+    return wait_until(steady, interval=0.2, message=lambda: f"a steady footprint: {seen[-3:]}")
+
+
 def _settled(server: PreforkServer, temp: Path, before: Footprint) -> Footprint:
     """Wait until the old workers finished and were reaped: as many processes and descriptors
     as `before`, one run directory (a new one per image), and no zombie."""
@@ -383,7 +396,7 @@ def test_tier_replacements_leave_nothing_behind(
     server = _start(gunicorn, demo_project, TMPDIR=str(temp))
     _held_by_tier(server)
     arbiter = server.pid
-    before = _settled(server, temp, _footprint(server, temp))
+    before = _steady_footprint(server, temp)
     assert before.processes == 5, "the arbiter, two workers, one supervisor and one tier"
     assert before.temp == (_run_dir(server).name,)
     models = demo_project / "pages" / "models.py"
@@ -444,7 +457,7 @@ def test_soak_every_kind_of_edit(
     template = demo_project / "pages" / "templates" / "pages" / "hello.html"
     template.write_text("t0 pid={{ pid }}")
     wait_for_body(server.url("/hello/"), "t0 pid=")
-    before = _footprint(server, temp)
+    before = _steady_footprint(server, temp)
 
     with _steady_load(server, "/version/") as failures:
         for n in range(1, SOAK_EDITS + 1):
