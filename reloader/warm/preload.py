@@ -92,7 +92,9 @@ class Preloader:
                 self.refused.add(verdict.name)
                 logger.debug("not preloading %s: %s", verdict.name, verdict.problem)
             elif verdict.name not in sys.modules:
-                problem = _problem(verdict.name)
+                # The probe's processes have one thread: what it saw of threads and
+                # descriptors holds here.
+                problem = _problem(verdict.name, footprint_too=False)
                 if problem is not None:
                     self.spoilt = f"{verdict.name} {problem.what} here, not in the probe"
                     return count
@@ -116,8 +118,10 @@ class Preloader:
             self.probe = None
 
 
-def _problem(name: str) -> Refusal | None:
-    """Import `name`: why it must not be kept, or None."""
+def _problem(name: str, footprint_too: bool = True) -> Refusal | None:
+    """Import `name`: why it must not be kept, or None. Without `footprint_too` a thread or
+    descriptor more does not count: in a process with threads of its own (gunicorn's control
+    socket is served from one, restarted around every fork) they are not the import's."""
     before = set(sys.modules)
     footprint = Footprint()
     configured = _settings_configured()
@@ -153,7 +157,7 @@ def _problem(name: str) -> Refusal | None:
         return Refusal(what, culprits, raised)
     if _settings_configured() and not configured:
         return Refusal("loads the Django settings")
-    grown = footprint.grown()
+    grown = footprint.grown() if footprint_too else None
     return None if grown is None else Refusal(grown)
 
 
