@@ -350,14 +350,15 @@ def _footprint(server: PreforkServer, temp: Path) -> Footprint:
 
 
 def _steady_footprint(server: PreforkServer, temp: Path) -> Footprint:
-    """The footprint once three looks 0.2 s apart agree: a baseline, never one taken while
-    the arbiter imports what a probe found (a descriptor of its own for the moment) or
-    forks."""
+    """A baseline: the arbiter, its workers, one supervisor and one tier, and three looks
+    0.2 s apart that agree; never one taken while an old worker finishes, or while the
+    arbiter imports what a probe found (a descriptor of its own for the moment)."""
     seen: list[Footprint] = []
 
     def steady() -> Footprint | None:
-        seen.append(_footprint(server, temp))
-        return seen[-1] if len(seen) >= 3 and seen[-1] == seen[-2] == seen[-3] else None
+        seen.append(now := _footprint(server, temp))
+        settled = now.processes == 3 + server.workers and len(seen) >= 3
+        return now if settled and now == seen[-2] == seen[-3] else None
 
     return wait_until(steady, interval=0.2, message=lambda: f"a steady footprint: {seen[-3:]}")
 
