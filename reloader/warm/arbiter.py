@@ -197,13 +197,14 @@ class WarmArbiter:
         return pid
 
     def _on_child_exit(self, reap: Callable[[], None]) -> None:
-        # Before gunicorn's waitpid(-1), which would take the supervisor's exit status.
-        self._check_supervisor()
         self._check_tier()
         if self.preloader.busy:
             # The probe's end, perhaps: handled as the supervisor's signal is, the run
             # directory checked first, and nothing that fails let out into gunicorn's loop.
             self._on_request()
+        # Right before gunicorn's waitpid(-1), which would take the supervisor's exit status
+        # (the imports above take a while: the supervisor may have died meanwhile).
+        self._check_supervisor()
         reap()
         self.orphans = reap_orphans(self.orphans)
 
