@@ -117,8 +117,14 @@ class WarmArbiter:
         # What is saved while its interpreter starts counts too: a worker may have loaded the
         # file before, and the supervisor reads the reports before it watches.
         since = self.supervisor_started_ns if since_ns is None else since_ns
-        argv = [sys.executable, "-m", "reloader.warm", str(self.run.path), str(self.pid)]
-        argv.append(str(since))
+        argv = [
+            sys.executable,
+            "-m",
+            "reloader.warm",
+            str(self.run.path),
+            str(self.pid),
+            str(since),
+        ]
         # Ctrl-C in a terminal signals the whole process group, so the supervisor too, even
         # while its interpreter starts: a KeyboardInterrupt traceback among gunicorn's
         # shutdown lines. Stopping it is the arbiter's job (on_exit), so it starts with
