@@ -254,8 +254,9 @@ _UWSGI_STEPS = {
     "exit": r"Gracefully killing worker|gracefully killing|buried after",
     "boot": r"Respawned uWSGI worker|spawned uWSGI worker",
 }
-# The warm mode re-executes its arbiter instead when code the arbiter imported changed.
-_RELOADER_DETECT = {"detect": r"reloader.*(restarting|re-executing)"}
+# The warm mode replaces its Django tier instead when code the tier holds changed (models,
+# settings), and re-executes its arbiter when code the arbiter imported changed.
+_RELOADER_DETECT = {"detect": r"reloader.*(restarting|replacing the Django tier|re-executing)"}
 
 TOOLS: dict[str, Tool] = {
     tool.name: tool

@@ -91,7 +91,7 @@ def on_starting(server: Any) -> None:
 
 def pre_fork(server: Any, worker: Any) -> None:
     if _arbiter is not None:
-        _arbiter.before_fork()
+        _arbiter.before_fork(worker)
 
 
 def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:

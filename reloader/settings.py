@@ -25,6 +25,7 @@ __all__ = [
     "RUN_DIR_VARIABLE",
     "SETTINGS",
     "SETUP_FAILED_VARIABLE",
+    "SPOILT_VARIABLE",
     "WARM_DJANGO",
     "ConfigError",
     "Options",
@@ -290,10 +291,20 @@ SETUP_FAILED_VARIABLE = "RELOADER_WARM_SETUP_FAILED"
 """Not an option: a warm arbiter's re-exec after its `django.setup()` raised says when."""
 ORPHANS_VARIABLE = "RELOADER_WARM_ORPHANS"
 """Not an option: a warm arbiter's re-exec names the children the new image must reap."""
+SPOILT_VARIABLE = "RELOADER_WARM_SPOILT"
+"""Not an option: set by a warm arbiter's re-exec after an import it preloaded went otherwise
+there than in its probe: this server's arbiters preload nothing more."""
 
 KNOWN_VARIABLES = frozenset(
     {s.env for s in SETTINGS}
-    | {WARM_DJANGO.env, RUN_DIR_VARIABLE, CARRY_VARIABLE, SETUP_FAILED_VARIABLE, ORPHANS_VARIABLE}
+    | {
+        WARM_DJANGO.env,
+        RUN_DIR_VARIABLE,
+        CARRY_VARIABLE,
+        SETUP_FAILED_VARIABLE,
+        ORPHANS_VARIABLE,
+        SPOILT_VARIABLE,
+    }
 )
 _warned_variables: set[str] = set()
 

@@ -232,6 +232,12 @@ def group_members(pgid: int, zombies: bool = False) -> list[int]:
     return sorted(p for p, fields in _pids(zombies) if int(fields[2]) == pgid)
 
 
+def probing(pgid: int) -> bool:
+    """Whether warm mode's probe (see reloader/warm/probe.py) runs in process group ``pgid``:
+    its processes come and go, as a worker's report of new modules starts one."""
+    return any(process_name(p) == PROBE_NAME for p in group_members(pgid))
+
+
 def group_zombies(pgid: int) -> list[int]:
     """Exited processes of group ``pgid`` that nobody reaped."""
     return sorted(
@@ -608,10 +614,18 @@ class PreforkServer(Server):
     """Words of the command line of children that are not workers (a watcher process)."""
 
     def worker_pids(self) -> list[int]:
-        return [pid for pid in children(self.pid) if not self._is_helper(pid)]
+        return [
+            pid
+            for pid in children(self.pid)
+            if not self._is_helper(pid) and process_name(pid) not in (TIER_NAME, PROBE_NAME)
+        ]
 
     def helper_pids(self) -> list[int]:
         return [pid for pid in children(self.pid) if self._is_helper(pid)]
+
+    def tier_pids(self) -> list[int]:
+        """Warm mode's Django tier: a fork of the arbiter, known by its process name."""
+        return [pid for pid in children(self.pid) if process_name(pid) == TIER_NAME]
 
     def _is_helper(self, pid: int) -> bool:
         if not self.helpers:
@@ -661,6 +675,18 @@ class PreforkServer(Server):
             all_answered, timeout, interval=0, message=lambda: f"all workers to answer {path}"
         )
         return seen
+
+
+TIER_NAME = "reloader-tier"
+PROBE_NAME = "reloader-probe"  # warm mode's forks that find what imports cleanly
+
+
+def process_name(pid: int) -> str:
+    """The kernel's name of process `pid` (`ps -o comm`), or '' once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def assert_fresh_everywhere(

@@ -1,9 +1,11 @@
 """Warm mode: `gunicorn -c python:reloader.gunicorn`. One watcher process for the server,
-workers forked from an arbiter holding the third-party imports, a re-exec of the arbiter when
-what it imported changes."""
+workers forked warm (from the Django tier once the project loaded), a new tier when what it
+holds changes, a re-exec of the arbiter when what the arbiter imported changes."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from support import (
     edit,
     every_worker_serves,
     get,
+    group_zombies,
     inotify_fds,
     restart_lines,
     wait_for_body,
@@ -110,6 +113,11 @@ def test_config_edit_reexecs_the_arbiter_in_place(
     write(demo_project / "pages" / "version.py", 'VERSION = "v5"\n')
     assert_fresh_everywhere(server, "/version/", "v5 pid=", DEMO_WARM)
     assert len(server.helper_pids()) == 1, "one watcher after the re-exec, not two"
+    # The old image's supervisor, tier and workers are reaped: no zombie.
+    wait_until(
+        lambda: not group_zombies(server.pid), message=lambda: f"{group_zombies(server.pid)}"
+    )
+    assert len(server.tier_pids()) <= 1
 
 
 def test_the_application_named_on_the_command_line_is_reloaded(
@@ -144,7 +152,8 @@ def test_shipped_warm_config(gunicorn: StartGunicorn, demo_project: Path) -> Non
     assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
 
 
-SET_UP = "Django set up in the arbiter"
+SET_UP = "Django set up in the tier process"
+REEXEC = "re-executing the arbiter"
 
 
 def test_arbiter_warms_up_before_the_first_restart(warm_server: PreforkServer) -> None:
@@ -155,7 +164,7 @@ def test_arbiter_warms_up_before_the_first_restart(warm_server: PreforkServer) -
     assert set(warm_server.worker_pids()) == warm_server.warm(DEMO_WARM)
 
 
-def test_models_edit_reexecs_the_arbiter_which_forks_warm_again(
+def test_models_edit_replaces_the_tier_which_forks_warm_again(
     warm_server: PreforkServer, demo_project: Path
 ) -> None:
     server = warm_server
@@ -163,21 +172,40 @@ def test_models_edit_reexecs_the_arbiter_which_forks_warm_again(
     write(demo_project / "pages" / "version.py", 'VERSION = "v2"\n')
     assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
     server.wait_for_log(SET_UP)  # the restart taught the arbiter the project
+    (tier,) = server.tier_pids()
 
     edit(demo_project / "pages" / "models.py", '"m1"', '"m2"')
     assert_fresh_everywhere(server, "/models-version/", "m2 pid=", None)
     every_worker_serves(server, "/models-version/", "m2 pid=")
     log = server.log()
-    assert "re-executing the arbiter: changed pages/models.py" in log
+    assert "replacing the Django tier: changed pages/models.py" in log
+    assert f"replacing the Django tier (process {tier})" in log
+    # The same arbiter, never re-executed: gunicorn started listening once.
     assert server.pid == arbiter and server.poll() is None
-    # The new arbiter set Django up again before its first fork, from what the old one held.
+    assert REEXEC not in log and log.count("Listening at") == 1
+    # The new tier set Django up again before its first fork.
     assert log.count(SET_UP) == 2, server.log_tail()
+    (new_tier,) = server.tier_pids()
+    assert new_tier != tier
 
-    # A view is still the workers' alone: no second re-exec.
+    # A view is still the workers' alone: the tier stays.
     write(demo_project / "pages" / "version.py", 'VERSION = "v3"\n')
     assert_fresh_everywhere(server, "/version/", "v3 pid=", DEMO_WARM)
-    assert server.log().count("re-executing the arbiter:") == 1
-    assert len(server.helper_pids()) == 1
+    assert server.log().count("replacing the Django tier (") == 1
+    assert server.tier_pids() == [new_tier] and len(server.helper_pids()) == 1
+
+    # kill -HUP: gunicorn re-reads its configuration and starts new workers, from a new
+    # tier forked with that configuration.
+    workers = set(server.worker_pids())
+    os.kill(arbiter, signal.SIGHUP)
+    server.wait_for_log("gunicorn reloaded its configuration")
+    wait_until(
+        lambda: len(pids := server.worker_pids()) == 2 and not set(pids) & workers,
+        message=lambda: f"new workers after HUP:\n{server.log_tail()}",
+    )
+    every_worker_serves(server, "/models-version/", "m2 pid=")
+    assert len(server.tier_pids()) == 1 and server.tier_pids() != [new_tier]
+    assert server.pid == arbiter and REEXEC not in server.log()
 
 
 def test_broken_models_edit_shows_the_error_and_recovers(
@@ -197,6 +225,12 @@ def test_broken_models_edit_shows_the_error_and_recovers(
     write(models, good.replace('"m1"', '"m3"'))
     wait_for_body(server.url("/models-version/"), "m3 pid=", status=200)
     every_worker_serves(server, "/models-version/", "m3 pid=")
+    # Once the workers load again, a new tier sets Django up: the next restart is warm.
+    wait_until(lambda: server.log().count(SET_UP) == 2, message=server.log_tail)
+    write(demo_project / "pages" / "version.py", 'VERSION = "v4"\n')
+    assert_fresh_everywhere(server, "/models-version/", "m3 pid=", None)
+    assert_fresh_everywhere(server, "/version/", "v4 pid=", DEMO_WARM)
+    assert REEXEC not in server.log()
 
 
 THREAD_IN_READY = """
@@ -226,8 +260,9 @@ def test_setup_that_starts_a_thread_is_left_to_the_workers(
     edit(demo_project / "pages" / "models.py", '"m1"', '"m2"')
     every_worker_serves(server, "/models-version/", "m2 pid=")
     assert restart_lines(server.log(), "models.py")
-    assert server.log().count("re-executing the arbiter") == 1
-    assert SET_UP not in server.log()
+    # The arbiter held no settings: nothing to start afresh.
+    assert REEXEC not in server.log() and server.log().count("Listening at") == 1
+    assert SET_UP not in server.log() and not server.tier_pids()
 
 
 def test_django_tier_switched_off(gunicorn: StartGunicorn, demo_project: Path) -> None:
@@ -239,7 +274,7 @@ def test_django_tier_switched_off(gunicorn: StartGunicorn, demo_project: Path) -
     edit(demo_project / "pages" / "models.py", '"m1"', '"m2"')
     every_worker_serves(server, "/models-version/", "m2 pid=")
     assert restart_lines(server.log(), "models.py")
-    assert "re-executing the arbiter" not in server.log()
+    assert REEXEC not in server.log()
     assert SET_UP not in server.log()
 
 

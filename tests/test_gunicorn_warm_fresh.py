@@ -3,12 +3,14 @@ works in per-worker mode, and must in warm mode too, against real gunicorn serve
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import signal
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from support import (
     group_members,
     group_zombies,
     inotify_fds,
+    probing,
     save_older,
     try_get,
     wait_for_body,
@@ -35,8 +38,9 @@ from support import (
 pytestmark = pytest.mark.gunicorn
 
 SUPERVISOR = "reloader.warm"
-SET_UP = "Django set up in the arbiter"
+SET_UP = "Django set up in the tier process"
 REEXEC = "re-executing the arbiter "  # the arbiter's line: its pid follows
+REPLACED = "replacing the Django tier ("  # the arbiter's line: the old tier's pid follows
 KINDS = {"sync": ("-k", "sync"), "gthread": ("-k", "gthread", "--threads", "4")}
 COLD = {"gevent": ("-k", "gevent")}
 
@@ -96,8 +100,8 @@ def _fresh(server: PreforkServer, path: str, marker: str) -> None:
     every_worker_serves(server, path, marker)
 
 
-def _held_by_arbiter(server: PreforkServer) -> None:
-    """Wait until the arbiter holds the settings (it sets Django up once workers reported)."""
+def _held_by_tier(server: PreforkServer) -> None:
+    """Wait until the Django tier holds the settings (set up once workers reported)."""
     server.wait_for_log(SET_UP)
 
 
@@ -113,12 +117,13 @@ def test_env_file_read_by_settings_is_served_fresh(
     _settings_read_env(demo_project)
     env = {"RELOADER_EXTRA_FILES": extra} if extra else {}
     server = _start(gunicorn, demo_project, kind, **env)
-    _held_by_arbiter(server)
+    _held_by_tier(server)
     assert get(server.url("/greeting/")).body.startswith("g1 s1 pid=")
     for greeting in ("g2", "g3"):
         write(demo_project / ".env", f"GREETING={greeting}\n")
         _fresh(server, "/greeting/", f"{greeting} s1 pid=")
-    assert server.log().count(REEXEC) == 2
+    assert server.log().count(REPLACED) == 2
+    assert REEXEC not in server.log()
 
 
 @pytest.mark.parametrize("kind", ["sync", "gevent"])
@@ -132,13 +137,15 @@ def test_older_copy_of_a_module_restarts_the_workers(
     _fresh(server, "/version/", "from-the-past pid=")
 
 
-def test_older_copy_of_an_arbiter_file_reexecs(gunicorn: StartGunicorn, demo_project: Path) -> None:
+def test_older_copy_of_a_tier_file_replaces_the_tier(
+    gunicorn: StartGunicorn, demo_project: Path
+) -> None:
     server = _start(gunicorn, demo_project)
-    _held_by_arbiter(server)
+    _held_by_tier(server)
     models = demo_project / "pages" / "models.py"
     save_older(models, models.read_text().replace('"m1"', '"m-old"'))
     _fresh(server, "/models-version/", "m-old pid=")
-    assert server.log().count(REEXEC) == 1
+    assert server.log().count(REPLACED) == 1
 
 
 REGISTRY = '''"""Filled in by the WSGI file before Django's setup, checked by an app's ready()."""
@@ -176,17 +183,15 @@ def test_setup_failing_only_in_the_arbiter_settles_with_one_warning(
     (demo_project / "pages" / "apps.py").write_text(READY_NEEDS_WSGI)
     server = _start(gunicorn, demo_project, kind)
     server.wait_for_log("leaving it to the workers for this server's life")
-    wait_until(
-        lambda: server.log().count("Listening at") == 2 and len(server.worker_pids()) == 2,
-        message=lambda: f"the arbiter's one re-exec:\n{server.log_tail()}",
-    )
     write(demo_project / "pages" / "version.py", 'VERSION = "v2"\n')
     _fresh(server, "/version/", "v2 pid=")
     # Settled: models are the workers' now, an edit restarts only them.
     edit(demo_project / "pages" / "models.py", '"m1"', '"m2"')
     _fresh(server, "/models-version/", "m2 pid=")
     log = server.log()
-    assert log.count(REEXEC) == 1, log
+    # The arbiter itself never held the settings: no re-exec, no tier left.
+    assert REEXEC not in log and log.count("Listening at") == 1, log
+    assert not server.tier_pids()
     assert log.count("leaving it to the workers") == 1
     assert "ImproperlyConfigured: demo.wsgi must register the plugins first" in log
     assert SET_UP not in log
@@ -207,12 +212,12 @@ def test_setup_sees_what_the_wsgi_file_put_in_the_environment(
         demo_project, '\nimport os\n\nGREETING = os.environ["DEMO_FLAVOUR"]\nFLAVOUR = "s1"\n'
     )
     server = _start(gunicorn, demo_project)
-    _held_by_arbiter(server)
+    _held_by_tier(server)
     edit(demo_project / "demo" / "settings.py", 'FLAVOUR = "s1"', 'FLAVOUR = "s2"')
     _fresh(server, "/greeting/", "from-wsgi s2 pid=")
     log = server.log()
     assert "leaving it to the workers" not in log
-    assert log.count(REEXEC) == 1
+    assert log.count(REPLACED) == 1
 
 
 def _run_dir(server: PreforkServer) -> Path:
@@ -351,10 +356,11 @@ def _control_socket_up(server: PreforkServer) -> bool:
 
 
 def _footprint(server: PreforkServer, temp: Path) -> Footprint:
-    """Measured between two looks at the control socket that both found it up."""
+    """Measured between two looks at the control socket that both found it up, while no
+    probe runs (its processes are in the group, for a moment)."""
 
     def measured() -> Footprint | None:
-        if not _control_socket_up(server):
+        if not _control_socket_up(server) or probing(server.pid):
             return None
         now = Footprint(
             len(group_members(server.pid, zombies=True)),
@@ -363,7 +369,21 @@ def _footprint(server: PreforkServer, temp: Path) -> Footprint:
         )
         return now if _control_socket_up(server) else None
 
-    return wait_until(measured, message="the control socket to be up")
+    return wait_until(measured, message="the control socket to be up, and no probe")
+
+
+def _steady_footprint(server: PreforkServer, temp: Path) -> Footprint:
+    """A baseline: the arbiter, its workers, one supervisor and one tier, and three looks
+    0.2 s apart that agree; never one taken while an old worker finishes, or while the
+    arbiter imports what a probe found (a descriptor of its own for the moment)."""
+    seen: list[Footprint] = []
+
+    def steady() -> Footprint | None:
+        seen.append(now := _footprint(server, temp))
+        settled = now.processes == 3 + server.workers and len(seen) >= 3
+        return now if settled and now == seen[-2] == seen[-3] else None
+
+    return wait_until(steady, interval=0.2, message=lambda: f"a steady footprint: {seen[-3:]}")
 
 
 def _settled(server: PreforkServer, temp: Path, before: Footprint) -> Footprint:
@@ -388,48 +408,64 @@ def _settled(server: PreforkServer, temp: Path, before: Footprint) -> Footprint:
     return _footprint(server, temp)
 
 
-LEAK_EDITS = int(os.environ.get("RELOADER_LEAK_EDITS", "6"))
-"""Each edit is a re-exec (about a second): the issue asks for 50 (RELOADER_LEAK_EDITS=50);
-6 keeps CI short (the soak below counts the same after its 24), and a leak shows in the first."""
-
-
-def test_arbiter_held_edits_leave_nothing_behind(
+def test_tier_replacements_leave_nothing_behind(
     gunicorn: StartGunicorn, demo_project: Path, tmp_path: Path
 ) -> None:
-    """Models and settings edited in turn, each a re-exec of the arbiter: afterwards the same
-    processes (zombies counted), descriptors and temp folder as after the first one."""
-    _add_settings(demo_project, 'GREETING = "hi"\nFLAVOUR = "s0"\n')
+    """Each models edit replaces the Django tier (a process that forks the workers): after
+    many, the server's process group holds the arbiter, its two workers, one supervisor and
+    one tier, no zombie, the arbiter no descriptor more than before, and the server's temp
+    folder its one run directory."""
     temp = tmp_path / "server-temp"
     temp.mkdir()
     server = _start(gunicorn, demo_project, TMPDIR=str(temp))
+    _held_by_tier(server)
     arbiter = server.pid
-    _held_by_arbiter(server)
-    models, settings = demo_project / "pages" / "models.py", demo_project / "demo" / "settings.py"
-    # The first image differs from the later ones (it set Django up late): count from the
-    # second.
-    edit(models, '"m1"', '"m0"')
-    _fresh(server, "/models-version/", "m0 pid=")
-    before = _settled(server, temp, _footprint(server, temp))
-    assert before.processes == 4, "the arbiter, two workers and one supervisor"
+    before = _steady_footprint(server, temp)
+    assert before.processes == 5, "the arbiter, two workers, one supervisor and one tier"
     assert before.temp == (_run_dir(server).name,)
-    last = {models: "m0", settings: "s0"}
-    for n in range(1, LEAK_EDITS + 1):
-        path, url, new = (
-            (models, "/models-version/", f"m{n}") if n % 2 else (settings, "/greeting/", f"s{n}")
-        )
-        edit(path, f'"{last[path]}"', f'"{new}"')
-        last[path] = new
-        _fresh(server, url, f"{new} pid=")
+    models = demo_project / "pages" / "models.py"
+    for n in range(2, 2 + TIER_EDITS):
+        edit(models, f'"m{n - 1}"', f'"m{n}"')
+        _fresh(server, "/models-version/", f"m{n} pid=")
+    log = server.log()
+    assert log.count(REPLACED) == TIER_EDITS, log
+    assert REEXEC not in log and log.count("Listening at") == 1
+    assert server.pid == arbiter
     after = _settled(server, temp, before)
+    assert len(server.helper_pids()) == 1 and len(server.tier_pids()) == 1
     assert after.temp == (_run_dir(server).name,), "only the current run directory"
-    assert server.pid == arbiter and server.log().count(REEXEC) == LEAK_EDITS + 1
     server.stop()
     assert not list(temp.iterdir()), "the run directory outlives the server"
 
 
+TIER_EDITS = int(os.environ.get("RELOADER_LEAK_EDITS", "12"))
+"""The issue asks for 50 (RELOADER_LEAK_EDITS=50); 12 keeps CI short."""
+
 SOAK_EDITS = int(os.environ.get("RELOADER_SOAK_EDITS", "25"))
 """The issue asks for 200; 25 (five of each kind) keeps CI short (RELOADER_SOAK_EDITS=200 for
 the full run)."""
+
+
+@contextlib.contextmanager
+def _steady_load(server: PreforkServer, path: str) -> Iterator[list[str]]:
+    """Requests to `path` one after another in a thread, through every restart, new tier and
+    re-exec (they wait in the backlog): the list yielded gathers those that failed."""
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def keep_asking() -> None:
+        while not stop.is_set():
+            resp = try_get(server.url(path))
+            if resp is None or resp.status != 200:
+                failures.append("no answer" if resp is None else f"{resp.status} {resp.body}")
+
+    client = threading.Thread(target=keep_asking)
+    client.start()
+    try:
+        yield failures
+    finally:
+        stop.set()
+        client.join()
 
 
 def test_soak_every_kind_of_edit(
@@ -441,25 +477,13 @@ def test_soak_every_kind_of_edit(
     temp = tmp_path / "server-temp"
     temp.mkdir()
     server = _start(gunicorn, demo_project, TMPDIR=str(temp))
-    _held_by_arbiter(server)
+    _held_by_tier(server)
     template = demo_project / "pages" / "templates" / "pages" / "hello.html"
     template.write_text("t0 pid={{ pid }}")
     wait_for_body(server.url("/hello/"), "t0 pid=")
-    before = _footprint(server, temp)
+    before = _steady_footprint(server, temp)
 
-    failures: list[str] = []
-    stop = threading.Event()
-
-    def keep_asking() -> None:
-        # Requests during every restart and re-exec: they wait in the backlog, none fails.
-        while not stop.is_set():
-            resp = try_get(server.url("/version/"))
-            if resp is None or resp.status != 200:
-                failures.append("no answer" if resp is None else f"{resp.status} {resp.body}")
-
-    client = threading.Thread(target=keep_asking)
-    client.start()
-    try:
+    with _steady_load(server, "/version/") as failures:
         for n in range(1, SOAK_EDITS + 1):
             kind = n % 5
             if kind == 0:
@@ -485,17 +509,15 @@ def test_soak_every_kind_of_edit(
                 write(template, f"t{n} pid={{{{ pid }}}}")
                 path, marker = "/hello/", f"t{n} pid="
             _fresh(server, path, marker)
-    finally:
-        stop.set()
-        client.join()
     assert not failures, failures[:5]
     _settled(server, temp, before)
     server.stop()
     assert not list(temp.iterdir()), "run directories left behind"
-    # Never a loop: at most one re-exec per edit of what the arbiter holds (fewer when one
-    # re-exec covers two saves).
-    reexecs = server.log().count(REEXEC)
-    assert 0 < reexecs <= 3 * (SOAK_EDITS // 5) + 1, reexecs
+    # Never a loop: at most one new tier per edit of what the tier holds (fewer when one
+    # covers two saves), and never a re-exec.
+    replaced = server.log().count(REPLACED)
+    assert 0 < replaced <= 3 * (SOAK_EDITS // 5) + 1, replaced
+    assert REEXEC not in server.log()
 
 
 def test_options_given_to_wrap_reach_the_supervisor(
@@ -524,11 +546,13 @@ def test_options_given_to_wrap_reach_the_supervisor(
     assert not set(server.worker_pids()) & set(pids)
 
 
-def test_no_reexec_while_the_server_shuts_down(gunicorn: StartGunicorn, demo_project: Path) -> None:
-    """A save of what the arbiter holds while it waits for its workers to finish on SIGTERM:
-    the server still stops, instead of coming back as a new image."""
+def test_no_new_tier_while_the_server_shuts_down(
+    gunicorn: StartGunicorn, demo_project: Path
+) -> None:
+    """A save of what the tier holds while the arbiter waits for its workers to finish on
+    SIGTERM: the server still stops, instead of setting up a new tier."""
     server = _start(gunicorn, demo_project)
-    _held_by_arbiter(server)
+    _held_by_tier(server)
     slow = threading.Thread(target=try_get, args=(server.url("/slow/?s=3"),))
     started = server.log().count("slow: started")
     slow.start()
@@ -540,11 +564,11 @@ def test_no_reexec_while_the_server_shuts_down(gunicorn: StartGunicorn, demo_pro
         os.kill(server.pid, signal.SIGTERM)
         server.wait_for_log("Handling signal: term")
         edit(demo_project / "pages" / "models.py", '"m1"', '"m2"')
-        server.wait_for_log("re-executing the arbiter: changed pages/models.py")
+        server.wait_for_log("replacing the Django tier: changed pages/models.py")
         server.wait_exit()
     finally:
         slow.join()
-    assert REEXEC not in server.log()
+    assert REEXEC not in server.log() and REPLACED not in server.log()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="--user needs root")
@@ -562,3 +586,64 @@ def test_workers_of_another_user_report_and_reload(gunicorn: StartGunicorn) -> N
         server.stop()
     finally:
         shutil.rmtree(shared)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_models_and_settings_edits_replace_the_tier(
+    gunicorn: StartGunicorn, demo_project: Path, kind: str
+) -> None:
+    """Issue #11: what Django's setup imported (models, settings) is the tier's, and an edit
+    of it replaces the tier, a fork of the arbiter: the same arbiter, no exec, no request
+    lost, no stale answer after the first fresh one."""
+    _add_settings(demo_project, '\nGREETING = "hi"\nFLAVOUR = "s1"\n')
+    server = _start(gunicorn, demo_project, kind)
+    _held_by_tier(server)
+    arbiter, tiers = server.pid, set(server.tier_pids())
+    with _steady_load(server, "/models-version/") as failures:
+        edit(demo_project / "pages" / "models.py", '"m1"', '"m2"')
+        _fresh(server, "/models-version/", "m2 pid=")
+        tiers.update(server.tier_pids())
+        edit(demo_project / "demo" / "settings.py", 'FLAVOUR = "s1"', 'FLAVOUR = "s2"')
+        _fresh(server, "/greeting/", "hi s2 pid=")
+    assert not failures, failures[:5]
+    log = server.log()
+    assert "replacing the Django tier: changed pages/models.py" in log
+    assert "replacing the Django tier: changed demo/settings.py" in log
+    assert log.count(REPLACED) == 2 and log.count(SET_UP) == 3, log
+    assert server.pid == arbiter and REEXEC not in log and log.count("Listening at") == 1
+    (tier,) = server.tier_pids()
+    assert len(tiers) == 2 and tier not in tiers
+
+
+SLOW_SETUP = """
+import time
+
+if (BASE_DIR / "slow-setup").exists():  # a stat, not an open: not a file the tier holds
+    print("settings: a slow setup", flush=True)
+    time.sleep(2)
+"""
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_stop_while_the_tier_is_replaced(
+    gunicorn: StartGunicorn, demo_project: Path, how: str
+) -> None:
+    """Ctrl-C (SIGINT to the process group) or SIGTERM to the arbiter while a new tier sets
+    Django up: the server stops, and leaves no process, not even a zombie."""
+    settings = demo_project / "demo" / "settings.py"
+    settings.write_text(settings.read_text() + SLOW_SETUP)
+    server = _start(gunicorn, demo_project)
+    _held_by_tier(server)
+    (demo_project / "slow-setup").write_text("")
+    edit(demo_project / "pages" / "models.py", '"m1"', '"m2"')
+    server.wait_for_log("settings: a slow setup")
+    if how == "ctrl-c":
+        os.killpg(server.pid, signal.SIGINT)
+    else:
+        os.kill(server.pid, signal.SIGTERM)
+    assert server.wait_exit() == 0, server.log_tail()
+    wait_until(
+        lambda: not group_members(server.pid, zombies=True),
+        message=lambda: f"no process left: {group_members(server.pid, zombies=True)}",
+    )
+    assert "Traceback" not in server.log()

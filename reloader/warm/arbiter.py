@@ -1,5 +1,6 @@
 """The arbiter's side of a warm server: start the supervisor (again, if it dies), warm up
-(before each fork, and when the supervisor asks), re-exec on request. Everything here runs in
+(before each fork, and when the supervisor asks), keep the Django tier (see `tier.py`) and
+replace it on request, re-exec on request. Everything here runs in
 the arbiter's main thread, in gunicorn's hooks or in its main loop: the supervisor's signal is
 queued like gunicorn's own signals and handled where gunicorn handles those, never where it
 happened to interrupt the arbiter (between a fork and gunicorn recording the new worker, or
@@ -20,11 +21,17 @@ from typing import Any
 
 from ..integrations.identities import renew_process_identities
 from ..log import make_visible
-from ..settings import CARRY_VARIABLE, SETUP_FAILED_VARIABLE, WARM_DJANGO, read_options
-from ..watching import Sources
+from ..settings import (
+    CARRY_VARIABLE,
+    SETUP_FAILED_VARIABLE,
+    SPOILT_VARIABLE,
+    WARM_DJANGO,
+    read_options,
+)
 from ..watching.plan import change_ns
-from ..watching.sources import module_file
 from .django_setup import DjangoSetup, SetupProblem
+from .forks import become_subreaper
+from .held import held_report
 from .preload import Preloader
 from .reexec import (
     ORPHANS_ENV,
@@ -36,6 +43,8 @@ from .reexec import (
 )
 from .rundir import ENV, Report, RunDir
 from .supervisor import SIGNAL
+from .tier import DjangoTier, TierGone, unfit
+from .tier_process import TierPlan
 
 __all__ = ["WarmArbiter"]
 
@@ -52,6 +61,9 @@ workers then load cleanly and nothing was saved since, the failure is the arbite
 TRANSIENT_ENV = (CARRY_ENV, SETUP_FAILED_ENV, ORPHANS_ENV, ENV, "GUNICORN_PID", "GUNICORN_FD")
 """What this package and gunicorn's re-exec protocol add to the environment: not the user's."""
 
+MAX_TIER_LOSSES = 3
+"""Tier processes that may die or hang in a row before setup is left to the workers."""
+
 COLD_WORKERS = ("gevent", "eventlet", "tornado")
 """Worker classes that must patch the standard library before anything imports it: nothing is
 preloaded for them, the supervisor still watches."""
@@ -65,6 +77,8 @@ class WarmArbiter:
         # arbiter has now may have been changed by what it imported (`load_dotenv()`), and
         # `load_dotenv(override=False)` in a new image would then keep the old values.
         self.environ = {k: v for k, v in os.environ.items() if k not in TRANSIENT_ENV}
+        self.raw_env = _raw_env(server)
+        """gunicorn's `--env`, in `environ` already: a reload (HUP) may change it."""
         self.startup = StartUp()
         worker_class = str(getattr(server.cfg, "worker_class_str", ""))
         self.warm = not any(name in worker_class for name in COLD_WORKERS)
@@ -74,7 +88,9 @@ class WarmArbiter:
         self.setup_failed_ns, _, self.setup_failure = failed.partition(" ")
         self.run = RunDir.create()
         self._give_run_dir_to_workers()
-        self.preloader = Preloader()
+        self.preloader = Preloader(self.run.path)
+        if os.environ.get(SPOILT_VARIABLE):
+            self.preloader.spoilt = os.environ[SPOILT_VARIABLE]
         self.supervisor: subprocess.Popen[bytes] | None = None
         self.supervisor_started_ns = 0
         self._warming = False
@@ -86,6 +102,15 @@ class WarmArbiter:
         self.extra_files: set[str] = set()
         """The extra files the workers watch (their options: the environment's or wrap()'s),
         as of the reports Django was set up from."""
+        self.unfit = unfit(server) if self.warm and self.django.enabled else None
+        self.tiered = self.warm and self.django.enabled and self.unfit is None
+        """Django is set up in a tier of its own rather than here (see `tier.py`)."""
+        self.tier: DjangoTier | None = None
+        self.modules: dict[str, None] = {}
+        """Every third-party module the workers reported, in order: what a new tier imports."""
+        self.tier_failed_ns = 0
+        """When a tier's setup last raised: the next is due once workers started since load."""
+        self.tier_losses = 0
 
     def start(self) -> None:
         make_visible()
@@ -102,9 +127,18 @@ class WarmArbiter:
         setattr(self.server, handler, lambda: self._on_child_exit(reap))
         # What the arbiter imported is in every worker; what tells processes apart must not be.
         os.register_at_fork(after_in_child=renew_process_identities)
+        if self.tiered:
+            become_subreaper()  # the tier's workers are ours (see forks.py)
+            os.register_at_fork(after_in_child=self._close_tier_channel)
         mode = "workers are forked warm" if self.warm else "nothing is preloaded for it"
         assert self.supervisor is not None
         logger.info("one watcher for the server (pid %d); %s", self.supervisor.pid, mode)
+        if self.unfit is not None:
+            logger.info(
+                "Django is set up in the arbiter itself, not in a tier of its own (%s): an "
+                "edit of what it holds (settings, models) re-executes the arbiter",
+                self.unfit,
+            )
 
     def _give_run_dir_to_workers(self) -> None:
         """With `--user`, workers drop to that user and must still write their reports."""
@@ -135,18 +169,55 @@ class WarmArbiter:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
-    def before_fork(self) -> None:
+    def before_fork(self, worker: Any) -> None:
         """gunicorn's pre_fork: the first safe point after the new image's signal handlers
         are in place, and the moment to make sure what the next worker needs is there."""
+        os.fork = _real_fork  # (a fork handed to the tier that never happened)
         self.orphans = reap_orphans(self.orphans)
         self._check_run_dir()
+        self._check_tier()
         self.warm_up()
+        tier = self.tier
+        if tier is not None and tier.cfg is not self.server.cfg:
+            # gunicorn re-read its configuration (HUP): a tier forked before has the old one.
+            # gunicorn replaces the workers itself.
+            self._replace_tier("gunicorn reloaded its configuration", stop_workers=False)
+            tier = self.tier
+        if tier is not None:
+            os.fork = lambda: self._fork_from_tier(tier, worker)
+
+    def _fork_from_tier(self, tier: DjangoTier, worker: Any) -> int:
+        """gunicorn's `os.fork()` in spawn_worker, once: the tier forks the worker, which
+        becomes our child. If the tier cannot, the worker is forked here, and sets Django up
+        itself."""
+        os.fork = _real_fork
+        try:
+            pid = tier.spawn(worker)
+        except TierGone as exc:
+            if tier.problem is not None:
+                self._tier_failed(tier.problem)
+            else:
+                self._tier_lost(str(exc))
+            return _real_fork()
+        self.tier_losses = 0
+        return pid
 
     def _on_child_exit(self, reap: Callable[[], None]) -> None:
-        # Before gunicorn's waitpid(-1), which would take the supervisor's exit status.
+        self._check_tier()
+        if self.preloader.busy:
+            # The probe's end, perhaps: handled as the supervisor's signal is, the run
+            # directory checked first, and nothing that fails let out into gunicorn's loop.
+            self._on_request()
+        # Right before gunicorn's waitpid(-1), which would take the supervisor's exit status
+        # (the imports above take a while: the supervisor may have died meanwhile).
         self._check_supervisor()
         reap()
         self.orphans = reap_orphans(self.orphans)
+
+    def _close_tier_channel(self) -> None:
+        """In any child forked here: the tier's channel is the arbiter's alone."""
+        if self.tier is not None:
+            self.tier.channel.close()
 
     def _check_supervisor(self) -> None:
         supervisor = self.supervisor
@@ -172,7 +243,10 @@ class WarmArbiter:
         )
         self._give_run_dir_to_workers()
         self._report(time.time_ns())
-        self.server.kill_workers(signal.SIGTERM)
+        if self.tier is not None:
+            self._replace_tier("its run directory was made again")  # it reports there
+        else:
+            self.server.kill_workers(signal.SIGTERM)
 
     def warm_up(self) -> None:
         """Import what the workers reported, so the next one starts with it done. Called
@@ -186,6 +260,123 @@ class WarmArbiter:
             self._warming = False
 
     def _warm_up(self) -> None:
+        if self.tiered:
+            self._warm_up_tiered()
+        else:
+            self._warm_up_in_place()
+
+    def _warm_up_tiered(self) -> None:
+        """Import here what imports without Django's settings, as found by a probe in the
+        background (this process serves on meanwhile: see `_on_child_exit`); leave the rest
+        to the tier, and start one once the workers loaded the project: one forked before the
+        probe ended imports more itself, as fast as its workers need, and the next one is
+        forked from here with the probe's findings."""
+        reports = [*self.run.reports("worker"), *self.exited]
+        self.exited = []
+        names = dict.fromkeys(n for r in reports for n in r.modules)
+        self.modules.update(names)
+        self.preloader.start(names)
+        started_ns = time.time_ns()
+        imported = self.preloader.take()
+        if imported:
+            logger.info(
+                "the arbiter imported %d modules the workers use that import cleanly before "
+                "Django's settings (%d left to the Django tier), in %.2f s",
+                imported,
+                len(self.preloader.refused),
+                (time.time_ns() - started_ns) / 1e9,
+            )
+            self._report(started_ns)
+        if self._spoilt():
+            return
+        if self.tier is not None:
+            other = _other_settings(reports, self.tier.settings_module)
+            if other is not None:
+                self._replace_tier(f"a worker runs Django with {other}")
+            else:
+                self.tier.warm(list(names))
+            return
+        report = self.django.due(reports)
+        if report is not None and all(r.started_ns > self.tier_failed_ns for r in reports):
+            self._start_tier(report, reports)
+
+    def _start_tier(self, report: Report, reports: list[Report]) -> None:
+        self.extra_files = {e for r in reports for e in r.extra_files}
+        plan = TierPlan(
+            report=report,
+            modules=list(self.modules),
+            environ={
+                **{k: v for k, v in self.environ.items() if k not in self.raw_env},
+                **_raw_env(self.server),
+                ENV: str(self.run.path),
+            },
+            extra_files=sorted(self.extra_files),
+            run=self.run,
+        )
+        self.tier = DjangoTier.start(self.server, plan)
+
+    def _replace_tier(self, why: str, stop_workers: bool = True) -> None:
+        """A new tier from this process, which holds Django imported but not set up: what
+        the old tier held is stale, and so is every worker forked from it."""
+        old = self.tier
+        logger.info("replacing the Django tier%s: %s", f" (process {old.pid})" if old else "", why)
+        # Its report stays until the new tier's replaces it: a file that leaves the watch plan
+        # and comes back counts as changed since the supervisor started.
+        self._drop_tier(keep_report=True)
+        if stop_workers:
+            self.server.kill_workers(signal.SIGTERM)
+        reports = [*self.run.reports("worker"), *self.exited]
+        report = self.django.due(reports)
+        if report is not None:
+            self._start_tier(report, reports)
+
+    def _drop_tier(self, keep_report: bool = False) -> None:
+        tier, self.tier = self.tier, None
+        if tier is not None:
+            tier.stop()
+            if not keep_report:
+                self.run.remove_tier()
+
+    def _check_tier(self) -> None:
+        """Learn how the tier's setup went, or that it died, without waiting."""
+        tier = self.tier
+        if tier is None:
+            return
+        if tier.settled(0) and tier.problem is not None:
+            self._tier_failed(tier.problem)
+        elif tier.exited():
+            self._tier_lost(f"process {tier.pid} ended")
+
+    def _tier_failed(self, problem: SetupProblem) -> None:
+        self._drop_tier()
+        reports = list(self.run.reports("worker"))
+        if not problem.raised:
+            self._leave_setup_to_workers(problem.what, reexec=False)
+        elif reports and not _changed_since(reports, min(r.started_ns for r in reports)):
+            # The workers loaded these very files cleanly: the failure is the tier's alone.
+            self._leave_setup_to_workers(f"raises {problem.what}", reexec=False)
+        else:
+            # Perhaps a module broken by the save that brought us here: the workers, forked
+            # from this process meanwhile, show it; a tier is due once they load again.
+            self.tier_failed_ns = time.time_ns()
+            logger.warning(
+                "django.setup() failed in the Django tier (%s): workers are forked from the "
+                "arbiter, and set Django up themselves, until they load cleanly",
+                problem.what,
+            )
+
+    def _tier_lost(self, why: str) -> None:
+        self._drop_tier()
+        self.tier_losses += 1
+        logger.error(
+            "the Django tier failed (%s): workers are forked from the arbiter until a new "
+            "one is set up",
+            why,
+        )
+        if self.tier_losses >= MAX_TIER_LOSSES:
+            self._leave_setup_to_workers(f"failed {self.tier_losses} times", reexec=False)
+
+    def _warm_up_in_place(self) -> None:
         started_ns = time.time_ns()
         reports = [*self.run.reports("worker"), *self.exited]
         carried, self.carried = self.carried, False
@@ -218,8 +409,22 @@ class WarmArbiter:
         names = dict.fromkeys(n for r in reports for n in r.modules)
         if names and self.preloader.preload(names):
             grown = True
+        if self._spoilt():
+            return
         if grown:
             self._report(started_ns)
+
+    def _spoilt(self) -> bool:
+        """Whether an import went otherwise here than in its probe (see `preload.py`), half
+        done now: every fork would hand it down, so this image is replaced by one that
+        preloads nothing, for the server's life."""
+        spoilt = self.preloader.spoilt
+        if spoilt is None or SPOILT_VARIABLE in self.environ:
+            return False
+        logger.error("preloading spoilt the arbiter (%s): re-executing it", spoilt)
+        self.environ[SPOILT_VARIABLE] = spoilt
+        self.reexec("a preloaded import failed", carry=False)
+        return True
 
     def _failed_before(self, reports: list[Report]) -> bool:
         """Setup raised in the image before this one, and the workers, which loaded cleanly,
@@ -245,8 +450,9 @@ class WarmArbiter:
     def _leave_setup_to_workers(self, why: str, reexec: bool) -> None:
         """For the rest of this server's life, as RELOADER_WARM_DJANGO=0 would."""
         logger.warning(
-            "django.setup() in the arbiter %s: leaving it to the workers for this server's "
+            "django.setup() in the %s %s: leaving it to the workers for this server's "
             "life (as RELOADER_WARM_DJANGO=0 does)%s",
+            "Django tier" if self.tiered else "arbiter",
             why,
             ""
             if not why.startswith("raise")
@@ -255,29 +461,17 @@ class WarmArbiter:
         )
         self.environ[WARM_DJANGO.env] = "0"
         self.django.enabled = False
+        self.tiered = False
         if reexec:
             self.reexec("Django's setup is left to the workers", carry=False)
 
     def _report(self, started_ns: int) -> None:
-        """Tell the supervisor the files held here; those new in this report were imported
-        after `started_ns`, so a save since then means they are stale already."""
-        files = {
-            str(path)
-            for module in list(sys.modules.values())
-            if module is not None and (path := module_file(module)) is not None
-        }
+        """Tell the supervisor the files held here (see `held_report`)."""
         config = getattr(self.server.cfg, "config", None)
-        if isinstance(config, str) and os.path.isfile(config):
-            files.add(os.path.abspath(config))
-        patterns = []
-        if self.django.settings_module is not None:
-            # The settings held here may have read any of them, as they read what setup
-            # opened: a change needs a new arbiter, not only new workers.
-            files.update(str(f) for f in self.django.opened)
-            extra_files, extra_patterns = Sources(sorted(self.extra_files)).declared()
-            files.update(str(f) for f in extra_files)
-            patterns = sorted((str(p.directory), p.glob, p.recursive) for p in extra_patterns)
-        report = Report(pid=self.pid, started_ns=started_ns, files=sorted(files), patterns=patterns)
+        if self.django.settings_module is None:
+            report = held_report(started_ns, config)
+        else:
+            report = held_report(started_ns, config, self.django.opened, self.extra_files)
         self.run.write_report("arbiter", report)
 
     def worker_exited(self, pid: int) -> None:
@@ -287,6 +481,8 @@ class WarmArbiter:
         self.run.remove_worker(pid)
 
     def stop(self) -> None:
+        self.preloader.stop()
+        self._drop_tier()
         self._stop_supervisor()
         shutil.rmtree(self.run.path, ignore_errors=True)
 
@@ -307,6 +503,10 @@ class WarmArbiter:
             self._check_run_dir()
             if self.run.take_reexec_request():
                 self.reexec("code it imported changed")
+            self._check_tier()
+            changed_ns = self.run.take_rebuild_request()
+            if changed_ns is not None and (self.tier is None or self.tier.started_ns < changed_ns):
+                self._replace_tier("code it holds changed")
             self.warm_up()
         except Exception:
             logger.exception("handling the watcher's request failed; warming up before forking")
@@ -331,6 +531,8 @@ class WarmArbiter:
             return
         logger.info("re-executing the arbiter %d: %s", self.pid, why)
         arbiter.kill_workers(signal.SIGTERM)
+        self._drop_tier()
+        self.preloader.stop()
         self._stop_supervisor()  # waited for: it would be the new image's zombie
         if carry:
             environ[CARRY_ENV] = str(self.run.path)
@@ -340,6 +542,20 @@ class WarmArbiter:
         if callable(stop_control):
             stop_control()
         exec_new_image(arbiter, environ, [*arbiter.WORKERS, *self.orphans])
+
+
+_real_fork = os.fork
+
+
+def _raw_env(server: Any) -> dict[str, str]:
+    env = getattr(server.cfg, "env", None)
+    return dict(env) if isinstance(env, dict) else {}
+
+
+def _other_settings(reports: list[Report], settings_module: str) -> str | None:
+    """A settings module some worker runs that is not the tier's (its WSGI file chose
+    another): the tier must be replaced."""
+    return min({r.django_settings for r in reports} - {"", settings_module}, default=None)
 
 
 def _changed_since(reports: list[Report], since_ns: int) -> bool:

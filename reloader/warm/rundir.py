@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ REEXEC = "reexec-request"
 """Present while the supervisor wants the arbiter to re-exec (no .json: not a report). A file
 of its own, so a warm-up asked for meanwhile cannot overwrite it: every signal to the arbiter
 means 'warm up', and 're-exec' too while this file exists."""
+REBUILD = "rebuild-request"
+"""The same for replacing the Django tier (see `tier.py`)."""
 
 ENV = RUN_DIR_VARIABLE
 """Set by the arbiter for its workers: its presence means 'the arbiter watches for you'."""
@@ -91,15 +94,17 @@ class RunDir:
             return None
 
     def write_report(self, kind: str, report: Report) -> None:
-        """`kind` is 'worker' or 'arbiter'."""
-        name = f"{kind}-{report.pid}.json" if kind == "worker" else "arbiter.json"
-        self._write(name, asdict(report))
+        """`kind` is 'worker', 'arbiter' or 'tier' (the Django tier's)."""
+        self._write(_report_name(kind, report.pid), asdict(report))
 
     def remove_worker(self, pid: int) -> None:
         (self.path / f"worker-{pid}.json").unlink(missing_ok=True)
 
+    def remove_tier(self) -> None:
+        (self.path / _report_name("tier", 0)).unlink(missing_ok=True)
+
     def reports(self, kind: str) -> Iterator[Report]:
-        pattern = "worker-*.json" if kind == "worker" else "arbiter.json"
+        pattern = _report_name(kind, "*")
         for path in sorted(self.path.glob(pattern)):
             report = self._report(path.name)
             if report is not None:
@@ -136,11 +141,30 @@ class RunDir:
 
     def take_reexec_request(self) -> bool:
         """Whether a re-exec was asked for since the last call."""
+        return self._take(REEXEC)
+
+    def request_rebuild(self, changed_ns: int) -> None:
+        """Ask for a new Django tier: what it holds changed at `changed_ns`."""
+        self._write(REBUILD, changed_ns)
+
+    def take_rebuild_request(self) -> int | None:
+        """When what the tier holds changed, if a new tier was asked for since the last call;
+        a tier that began its imports after that has the change."""
+        changed_ns = self._read(REBUILD)
+        if not self._take(REBUILD):
+            return None
+        return changed_ns if isinstance(changed_ns, int) else time.time_ns()
+
+    def _take(self, name: str) -> bool:
         try:
-            (self.path / REEXEC).unlink()
+            (self.path / name).unlink()
         except FileNotFoundError:
             return False
         return True
+
+
+def _report_name(kind: str, pid: object) -> str:
+    return f"worker-{pid}.json" if kind == "worker" else f"{kind}.json"
 
 
 def _parse_report(data: dict[str, object]) -> Report:

@@ -7,6 +7,9 @@ same `Watcher` a worker uses on its own, and turns each change into one action:
   (gunicorn's graceful stop); the arbiter forks fresh, warm ones;
 - a non-Python file in a directory a Django app declared (templates, translations): the
   workers are asked to offer it to Django's `file_changed` receivers, without a restart;
+- a file only the Django tier holds (settings, models, admin modules, what `ready()`
+  imports, a file the settings read): the arbiter is asked for a new tier, and restarts
+  the workers;
 - a file the arbiter imported (a third-party package upgraded, gunicorn itself): the arbiter
   is asked to re-exec itself, since what it holds is stale.
 
@@ -63,6 +66,25 @@ def _saved_since(files: AbstractSet[Path], started_ns: int) -> set[Path]:
     return late | stale_bytecode(f for f, changed in changes.items() if changed > recent)
 
 
+class Held:
+    """What one warm parent (the arbiter, or the Django tier) reported it holds."""
+
+    def __init__(self, report: Report) -> None:
+        self.files = frozenset(Path(f) for f in report.files)
+        self.patterns = frozenset(_patterns(report.patterns))
+        """The user's extra files given as globs, once Django's settings are held."""
+        self.started_ns = report.started_ns
+        """When the parent began the imports its latest report added."""
+
+    def holds(self, path: Path) -> bool:
+        return path in self.files or any(p.matches(path) for p in self.patterns)
+
+    def saved_since(self, before: Held) -> set[Path]:
+        """Files new since `before` and saved while they were imported: as stale as a change
+        seen later."""
+        return _saved_since(self.files - before.files, self.started_ns)
+
+
 class ReportedSources:
     """What the reports in the run directory say to watch, plus the reports themselves."""
 
@@ -70,11 +92,8 @@ class ReportedSources:
         self.run = run
         self.generation = 0
         self.workers: list[Report] = []
-        self.arbiter_files: frozenset[Path] = frozenset()
-        self.arbiter_patterns: frozenset[Pattern] = frozenset()
-        """The user's extra files given as globs, once the arbiter holds Django's settings."""
-        self.arbiter_started_ns = 0
-        """When the arbiter began the imports its latest report added."""
+        self.arbiter = Held(Report(pid=0))
+        self.tier = Held(Report(pid=0))
         self.refresh_patterns: frozenset[Pattern] = frozenset()
         self.ignore: frozenset[str] = frozenset()
         self.polling = False
@@ -85,10 +104,8 @@ class ReportedSources:
     def reread(self) -> None:
         self._times = self.run.report_times()  # first: a report written meanwhile is news
         self.workers = list(self.run.reports("worker"))
-        arbiter = next(iter(self.run.reports("arbiter")), Report(pid=0))
-        self.arbiter_files = frozenset(Path(f) for f in arbiter.files)
-        self.arbiter_patterns = frozenset(_patterns(arbiter.patterns))
-        self.arbiter_started_ns = arbiter.started_ns
+        self.arbiter = Held(next(iter(self.run.reports("arbiter")), Report(pid=0)))
+        self.tier = Held(next(iter(self.run.reports("tier")), Report(pid=0)))
         self.refresh_patterns = frozenset(
             p for report in self.workers for p in _patterns(report.refresh_patterns)
         )
@@ -107,9 +124,9 @@ class ReportedSources:
         return 0  # a worker's start time covers what it read (see `_saved_since`)
 
     def plan(self) -> WatchPlan:
-        files = set(self.arbiter_files)
+        files = set(self.arbiter.files | self.tier.files)
         patterns = {Pattern(self.run.path, "*.json")} | self.refresh_patterns
-        patterns |= self.arbiter_patterns
+        patterns |= self.arbiter.patterns | self.tier.patterns
         for report in self.workers:
             files.update(Path(f) for f in report.files)
             patterns |= _patterns(report.patterns)
@@ -121,9 +138,6 @@ class ReportedSources:
 
     def is_report(self, path: Path) -> bool:
         return path.parent == self.run.path and path.suffix == ".json"
-
-    def held_by_arbiter(self, path: Path) -> bool:
-        return path in self.arbiter_files or any(p.matches(path) for p in self.arbiter_patterns)
 
 
 class Supervisor:
@@ -137,6 +151,8 @@ class Supervisor:
         for it."""
         self.offered: set[str] = set()
         """Modules the arbiter was asked to import ahead of the next fork."""
+        self.tier_asked_ns = 0
+        """The change a new tier was last asked for: the next one has it."""
 
     def changed(self, paths: set[Path]) -> bool:
         """The watcher's callback. It never ends watching: after asking for a re-exec this
@@ -148,25 +164,37 @@ class Supervisor:
         # when this batch is handled before the report's own event.
         if reports or (paths and self.sources.behind()):
             known = {r.pid for r in self.sources.workers}
-            held = self.sources.arbiter_files
+            arbiter, tier = self.sources.arbiter, self.sources.tier
             self.sources.reread()
             self.stopping &= {_key(r) for r in self.sources.workers}  # exited: forget them
-            # Imported by the arbiter while being saved: as stale as a change seen later.
-            paths |= _saved_since(
-                self.sources.arbiter_files - held, self.sources.arbiter_started_ns
-            )
+            paths |= self.sources.arbiter.saved_since(arbiter)
+            paths |= self.sources.tier.saved_since(tier)
             # Saved while the plan was being rebuilt: no event came for it, and a worker
             # that reported before holds it as stale as the late starter does.
             paths |= self._stop_late_starters(known)
-            self._offer_modules()
+            self._offer_modules(known)
         if not paths:
             return False
-        if any(self.sources.held_by_arbiter(p) for p in paths):
+        if any(self.sources.arbiter.holds(p) for p in paths):
             logger.info("re-executing the arbiter: changed %s", describe_paths(paths))
             discard_bytecode(paths)
             self.run.request_reexec()
             self._signal([self.arbiter_pid], SIGNAL)
             return False
+        held = {p for p in paths if self.sources.tier.holds(p)}
+        if held:
+            # Seen again when the plan changes (see `Watcher._catch_up`): a tier that began
+            # its imports after the change has it.
+            changed_ns = max(change_ns(p) or time.time_ns() for p in held)
+            if changed_ns > max(self.sources.tier.started_ns, self.tier_asked_ns):
+                self.tier_asked_ns = changed_ns
+                # The arbiter stops every worker: all were forked from the stale tier.
+                logger.info("replacing the Django tier: changed %s", describe_paths(paths))
+                discard_bytecode(paths)
+                self.run.request_rebuild(changed_ns)
+                self._signal([self.arbiter_pid], SIGNAL)
+                return False
+            paths -= held
         refresh = refreshable(paths, self._declared)
         if refresh:
             self._publish(refresh)
@@ -216,13 +244,23 @@ class Supervisor:
                 found |= late
         return found
 
-    def _offer_modules(self) -> None:
+    def _offer_modules(self, known: set[int]) -> None:
         """Have the arbiter import what the workers reported now, while it idles, rather than
-        just before the next fork: so even the first restart after a start is warm."""
+        just before the next fork: so even the first restart after a start is warm. Without
+        a Django tier, new workers may be what it waits for to set one up."""
         modules = {name for report in self.sources.workers for name in report.modules}
-        if modules - self.offered:
+        new_workers = any(r.pid not in known for r in self.sources.workers)
+        if modules - self.offered or (new_workers and not self.sources.tier.files):
             self.offered |= modules
             self._signal([self.arbiter_pid], SIGNAL)
+
+    def _declared(self, path: Path) -> bool:
+        return any(p.matches(path) for p in self.sources.refresh_patterns)
+
+    def _signal(self, pids: list[int], signum: int) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
 
     def _publish(self, paths: set[Path]) -> None:
         """Before the signal: a worker that answers a request before it handles the signal
@@ -236,11 +274,3 @@ class Supervisor:
             log.publish(sorted(paths))
         finally:
             log.close()
-
-    def _declared(self, path: Path) -> bool:
-        return any(p.matches(path) for p in self.sources.refresh_patterns)
-
-    def _signal(self, pids: list[int], signum: int) -> None:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
