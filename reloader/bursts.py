@@ -27,7 +27,15 @@ from pathlib import Path
 
 from .watching.plan import change_ns
 
-__all__ = ["MAX_WAIT_S", "QUIET_NS", "BurstWatch", "record_restart"]
+__all__ = [
+    "MAX_WAIT_S",
+    "QUIET_NS",
+    "RECORD",
+    "BurstWatch",
+    "Restart",
+    "last_restart",
+    "record_restart",
+]
 
 logger = logging.getLogger("reloader")
 
@@ -50,7 +58,9 @@ there), then the project's others. Each look lists them and stats their modules.
 
 
 @dataclass(frozen=True)
-class _Restart:
+class Restart:
+    """What a restart was for, as its record says."""
+
     changed_ns: int
     """The newest change among the files the restart was for."""
     previous_ns: int
@@ -60,10 +70,11 @@ class _Restart:
     """The other directories of the project's modules, where the burst may go on."""
 
 
-def _read(directory: Path) -> _Restart | None:
+def last_restart(directory: Path) -> Restart | None:
+    """The record of the last restart in `directory`; None if there is none (or it is damaged)."""
     try:
         data = json.loads((directory / RECORD).read_text(encoding="utf-8"))
-        return _Restart(
+        return Restart(
             int(data["changed_ns"]),
             int(data["previous_ns"]),
             tuple(data["paths"]),
@@ -82,7 +93,7 @@ def record_restart(
     changed = max((change_ns(p) for p in paths), default=0) or time.time_ns()
     names = {str(p) for p in paths}
     directories = {str(d) for d in project}
-    old = _read(directory)
+    old = last_restart(directory)
     if old is not None and abs(changed - old.changed_ns) < SAME_SAVE_NS:
         changed, previous = max(changed, old.changed_ns), old.previous_ns
         names |= set(old.paths)
@@ -110,7 +121,7 @@ class BurstWatch:
     there is none recent enough to matter (a server's first workers)."""
 
     def __init__(
-        self, restart: _Restart, accept: Callable[[Path], bool], max_wait: float = MAX_WAIT_S
+        self, restart: Restart, accept: Callable[[Path], bool], max_wait: float = MAX_WAIT_S
     ) -> None:
         self.restart = restart
         self.accept = accept
@@ -127,7 +138,7 @@ class BurstWatch:
     def load(
         cls, directory: Path | None, accept: Callable[[Path], bool], max_wait: float = MAX_WAIT_S
     ) -> BurstWatch | None:
-        restart = _read(directory) if directory is not None else None
+        restart = last_restart(directory) if directory is not None else None
         if restart is None or time.time_ns() - restart.changed_ns > GAP_NS + QUIET_NS:
             return None
         return cls(restart, accept, max_wait)

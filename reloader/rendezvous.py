@@ -22,12 +22,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["server_directory"]
+__all__ = ["server_directory", "start_ticks"]
 
 logger = logging.getLogger("reloader")
 
 
-def _start_ticks(pid: int) -> int | None:
+def start_ticks(pid: int) -> int | None:
     """When process `pid` started, in clock ticks since boot (Linux); None if it is gone."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
@@ -71,7 +71,7 @@ def _sweep(root: Path) -> None:
         ticks, _, _ = rest.partition("-")
         if not (pid.isdigit() and ticks.isdigit()):
             continue
-        if not _alive(int(pid)) or _start_ticks(int(pid)) != int(ticks):
+        if not _alive(int(pid)) or start_ticks(int(pid)) != int(ticks):
             shutil.rmtree(entry.path, ignore_errors=True)
 
 
@@ -80,7 +80,7 @@ def server_directory(serving: str) -> Path | None:
     (`serving` names what they serve), made if needed; None, with one warning, when none can
     be made: each process then knows only what it sees itself."""
     parent = os.getppid()
-    ticks = _start_ticks(parent)
+    ticks = start_ticks(parent)
     if ticks is None:
         return None
     key = hashlib.sha256(f"{serving}\0{os.getcwd()}\0{_group()}".encode()).hexdigest()[:16]

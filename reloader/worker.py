@@ -8,6 +8,7 @@ a changed module alike, is a fresh process, which is also the only way Django ca
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -15,7 +16,7 @@ import time
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from .bursts import BurstWatch, record_restart
+from .bursts import BurstWatch, Restart, last_restart, record_restart
 from .bytecode import discard_bytecode
 from .importclock import ImportClock
 from .integrations.django import DjangoBridge, django_ready, load_urlconf
@@ -26,7 +27,7 @@ from .log import (
     make_visible,
     reclaim_logger,
 )
-from .monitors import STEP_MS
+from .peers import WAIT_S, FollowRestarts, Peers
 from .refreshlog import RefreshLog, refreshable
 from .rendezvous import server_directory
 from .restarters import Restarter, detect_restarter
@@ -37,14 +38,11 @@ from .target import WSGIApp, describe, import_app
 from .warm.worker import Reporter, environ_at_django_setup, managed_run_dir
 from .watcher import Watcher
 from .watching import ChangeFilter, Sources
+from .watching.plan import change_ns
 
-__all__ = ["NOTICE_NS", "Worker"]
+__all__ = ["Worker"]
 
 logger = logging.getLogger("reloader")
-
-NOTICE_NS = (2 * STEP_MS + 50) * 1_000_000
-"""How long after a save every other worker's watcher has seen it: two watch steps, and time
-to act on it."""
 
 
 class Worker:
@@ -60,6 +58,10 @@ class Worker:
         self.shared: Path | None = None
         """The directory this process shares with the server's others (see `rendezvous`)."""
         self.refreshes: RefreshLog | None = None
+        self.peers: Peers | None = None
+        """This process's entry among the server's serving processes (default mode only)."""
+        self.started_ns = 0
+        """When this process began to load the application (`time.time_ns()`)."""
         self.publishes = True
         """Whether this process tells the others of the changes it sees: not in warm mode,
         where the supervisor does."""
@@ -81,7 +83,7 @@ class Worker:
         burst = BurstWatch.load(self.shared, accept)
         if burst is not None:
             burst.settle()
-        started_ns = time.time_ns()
+        started_ns = self.started_ns = time.time_ns()
         if run is None:
             Watcher(sources, accept, self.options.polling, self._changed).start()
         # In warm mode the import is short, and the supervisor judges it by its start alone.
@@ -117,9 +119,52 @@ class Worker:
         late = sources.saved_since_read(changes, started_ns)
         if late:
             self._changed(late)
-        elif run is None:
-            _let_others_notice(changes)
+        elif run is None and self.shared is not None:
+            served = self._join_peers(self.shared, accept, started_ns, changes, served)
         return self.inflight.wrap(served)
+
+    def _join_peers(
+        self,
+        shared: Path,
+        accept: ChangeFilter,
+        started_ns: int,
+        changes: dict[Path, int],
+        app: WSGIApp,
+    ) -> WSGIApp:
+        """Enter the register of serving processes (see `peers`), after the others that still
+        hold code older than the last save we know of have noticed it; `app`, behind a look at
+        the last restart before each request."""
+        peers = self.peers = Peers(shared)
+        peers.enter(started_ns)
+        atexit.register(peers.withdraw)
+        restart = last_restart(shared)
+        saved_ns = max([*changes.values(), restart.changed_ns if restart else 0])
+        left_ns = saved_ns + int(WAIT_S * 1e9) - time.time_ns()
+        if saved_ns <= time.time_ns() and left_ns > 0:
+            late_pids = peers.wait(saved_ns, left_ns / 1e9)
+            if late_pids:
+                logger.warning(
+                    "serving although %s had not noticed the save yet",
+                    ", ".join(f"process {pid}" for pid in late_pids),
+                )
+        return FollowRestarts(
+            shared, lambda restart: self._restarted_elsewhere(restart, accept)
+        ).wrap(app)
+
+    def _restarted_elsewhere(self, restart: Restart, accept: ChangeFilter) -> None:
+        """Another process restarted (for the save in `restart`): restart too if we hold a file
+        of it in a version older than the save, else move our entry on."""
+        sources, peers = self.sources, self.peers
+        if sources is None or peers is None or self.restarting:
+            return
+        plan = sources.plan()
+        paths = {Path(p) for p in restart.paths}
+        changes = {p: change_ns(p) for p in paths if accept(p) and plan.matches(p)}
+        stale = sources.saved_since_read(changes, self.started_ns)
+        if stale:
+            self._changed(stale)
+        else:
+            peers.enter(restart.changed_ns)
 
     def _follow_refreshes(self, shared: Path, app: WSGIApp) -> WSGIApp:
         """Share in-place refreshes with the server's other processes (see `refreshlog`):
@@ -177,6 +222,8 @@ class Worker:
         if self.restarting:
             return True  # the check after loading and the watcher may both see one save
         self.restarting = True
+        if self.peers is not None:
+            self.peers.withdraw()
         discard_bytecode(paths)
         if self.shared is not None and self.publishes:
             project = self.sources.project_directories() if self.sources else ()
@@ -188,16 +235,3 @@ class Worker:
 
     def __repr__(self) -> str:
         return f"<Worker {describe(self.target)} pid={os.getpid()}>"
-
-
-def _let_others_notice(changes: dict[Path, int]) -> None:
-    """A worker that loaded just after a save serves its new code. In the default mode each
-    worker sees the save on its own, a watch step or two after it: until then another may
-    still answer with the old code, after ours. A worker that loads in less than that (a small
-    application) waits the rest; a Django project takes longer to load and never waits.
-    (In warm mode the supervisor stops every stale worker at once, before their replacements
-    are forked.)"""
-    now = time.time_ns()
-    recent = [ns for ns in changes.values() if now - NOTICE_NS < ns <= now]
-    if recent:
-        time.sleep((max(recent) + NOTICE_NS - now) / 1e9)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,11 +21,13 @@ from conftest import (
 from support import (
     QUIET_PERIOD,
     PreforkServer,
+    SteadyLoad,
     assert_fresh_everywhere,
     atomic_save,
     fd_count,
     get,
     lines_naming_pid,
+    older_after_newer,
     restart_lines,
     save_older,
     save_paced,
@@ -210,6 +214,38 @@ def test_long_burst_does_not_restart_per_save(
     assert sorted(p for p in restarted if p in old_pids) == sorted(old_pids), lines
     again = set(restarted) - set(old_pids)  # a warm worker and the supervisor may both say so
     assert len(again) <= (0 if mode == "per-worker" else len(old_pids)), lines
+
+
+def _version_number(body: str) -> int | None:
+    match = re.match(r"v(\d+) pid=", body)
+    return int(match.group(1)) if match else None
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_a_worker_late_to_see_a_save_answers_no_one_after_a_fresh_answer(
+    demo_server: StartGunicorn, demo_project: Path, worker: str
+) -> None:
+    """On a machine out of CPU one worker's watcher can see a save after a peer restarted and
+    its replacement booted. Here that worker is stopped meanwhile: its old code may answer
+    what was asked before the first fresh answer, nothing after it."""
+    server = demo_server(worker)
+    late, other = server.worker_pids()
+    with SteadyLoad(server.url("/version/")) as load:
+        load.wait_for("v1 pid=", then=20)
+        os.kill(late, signal.SIGSTOP)
+        try:
+            write(demo_project / "pages" / "version.py", version_source("v2"))
+            wait_until(lambda: len(set(server.worker_pids()) - {late, other}) == 1)
+            # About a boot more: the replacement loads and could answer meanwhile.
+            time.sleep(0.8)
+        finally:
+            os.kill(late, signal.SIGCONT)
+        load.wait_for("v2 pid=", then=60)
+    failed = [a for a in load.answers if a.status != 200]
+    assert not failed, f"{len(failed)} failed answers, e.g. {failed[0]}"
+    stale = older_after_newer(load.answers, _version_number)
+    assert not stale, f"{len(stale)} of {len(load.answers)} answers stale:\n" + "\n".join(stale[:8])
+    assert lines_naming_pid(restart_lines(server.log(), "version.py"), late), server.log()
 
 
 @pytest.mark.parametrize("worker", WORKERS)
