@@ -238,11 +238,16 @@ class WarmArbiter:
             return
         logger.error(
             "the run directory %s was removed (a temp cleaner?): made it again; restarting "
-            "the workers, so that they report what to watch",
+            "the workers, so that they report what to watch, and the watcher process, whose "
+            "watch of the directory went with it",
             self.run.path,
         )
         self._give_run_dir_to_workers()
         self._report(time.time_ns())
+        # The old one would see the new reports only once it looked for the directory again,
+        # seconds later, and meanwhile restart no worker that reported since.
+        self._stop_supervisor()
+        self._start_supervisor()
         if self.tier is not None:
             self._replace_tier("its run directory was made again")  # it reports there
         else:

@@ -77,6 +77,8 @@ class DjangoTier:
         self.offered: set[str] = set(plan.modules)
         self.ready = False
         self.problem: SetupProblem | None = None
+        self.ended = False
+        """Its process died before its setup was over."""
         self.reaped = False
 
     @classmethod
@@ -93,7 +95,7 @@ class DjangoTier:
     def settled(self, timeout: float) -> bool:
         """Whether setup is over here (`ready`, or a `problem`), waiting up to `timeout`
         seconds for it (0: only look)."""
-        if self.ready or self.problem is not None:
+        if self.ready or self.problem is not None or self.ended:
             return True
         if timeout == 0 and not self.channel.ready():
             return False
@@ -103,7 +105,9 @@ class DjangoTier:
             self.problem = SetupProblem(f"took more than {timeout:.0f} s", raised=False)
             return True
         except (EOFError, OSError, ValueError):
-            self.problem = SetupProblem(f"its process {self.pid} ended", raised=False)
+            # Died (a crash, its run directory removed under it): a loss, not a verdict on
+            # the project's setup, which a new tier may well pass.
+            self.ended = True
             return True
         if isinstance(message, dict) and "problem" in message:
             self.problem = SetupProblem(str(message["problem"]), bool(message.get("raised")))
@@ -114,7 +118,7 @@ class DjangoTier:
     def spawn(self, worker: Any) -> int:
         """Have the tier fork the worker gunicorn just made here; its pid."""
         if not self.settled(SETUP_SECONDS) or not self.ready:
-            raise TierGone("its setup failed")
+            raise TierGone(f"its process {self.pid} ended" if self.ended else "its setup failed")
         try:
             self.channel.send({"spawn": worker.age}, [worker.tmp.fileno()])
             message, _ = self.channel.receive(SPAWN_SECONDS)
