@@ -30,7 +30,7 @@ from ..settings import (
 )
 from ..watching.plan import change_ns
 from .django_setup import DjangoSetup, SetupProblem
-from .forks import become_subreaper
+from .forks import become_subreaper, fork_frozen
 from .held import held_report
 from .preload import Preloader
 from .reexec import (
@@ -185,6 +185,8 @@ class WarmArbiter:
             tier = self.tier
         if tier is not None:
             os.fork = lambda: self._fork_from_tier(tier, worker)
+        else:
+            os.fork = _fork_here
 
     def _fork_from_tier(self, tier: DjangoTier, worker: Any) -> int:
         """gunicorn's `os.fork()` in spawn_worker, once: the tier forks the worker, which
@@ -198,7 +200,7 @@ class WarmArbiter:
                 self._tier_failed(tier.problem)
             else:
                 self._tier_lost(str(exc))
-            return _real_fork()
+            return fork_frozen()
         self.tier_losses = 0
         return pid
 
@@ -550,6 +552,12 @@ class WarmArbiter:
 
 
 _real_fork = os.fork
+
+
+def _fork_here() -> int:
+    """gunicorn's `os.fork()` in spawn_worker, once, when no tier forks the worker."""
+    os.fork = _real_fork
+    return fork_frozen()
 
 
 def _raw_env(server: Any) -> dict[str, str]:

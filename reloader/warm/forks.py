@@ -1,6 +1,7 @@
-"""Process mechanics of the Django tier (see `tier.py`): Linux's child subreaper, a fork whose
-child belongs to an ancestor, the process name, and a channel that carries small messages
-and file descriptors between two processes.
+"""Process mechanics of warm mode's parents (see `tier.py`): a fork that keeps the parent's
+objects out of the child's garbage collections, Linux's child subreaper, a fork whose child
+belongs to an ancestor, the process name, and a channel that carries small messages and
+file descriptors between two processes.
 
 A worker forked by the tier must be the arbiter's child, or gunicorn could neither reap it
 nor see it exit. The arbiter is made a child subreaper (`prctl(PR_SET_CHILD_SUBREAPER)`):
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import json
 import os
 import select
@@ -29,6 +31,7 @@ __all__ = [
     "become_subreaper",
     "die_with_parent",
     "fork_adopted",
+    "fork_frozen",
     "leave_signals_to_the_arbiter",
     "process_name",
     "set_process_name",
@@ -102,11 +105,31 @@ def set_process_name(name: bytes) -> None:
     _prctl(PR_SET_NAME, name[:15])
 
 
+_fork = os.fork  # the arbiter hands gunicorn other forks for a moment (see arbiter.py)
+
+
+def fork_frozen() -> int:
+    """`os.fork()`, with every object of the parent left out of the child's garbage
+    collections (`gc.freeze()` in the child; the parent's own go on as before). A warm
+    parent holds hundreds of thousands of objects: each full collection in the child would
+    walk them all, and write to their pages, which the fork shares until written. On the
+    Wagtail site a tier's `django.setup()` took 1.4-1.7 s without this, 0.7-0.8 s with it."""
+    gc.freeze()
+    try:
+        pid = _fork()
+    except BaseException:
+        gc.unfreeze()
+        raise
+    if pid:
+        gc.unfreeze()
+    return pid
+
+
 def fork_adopted(adopter: int) -> int:
     """Fork a process that becomes the child of `adopter`, a subreaper ancestor, rather than
     ours: its pid here, 0 in it (once adopted, so that `os.getppid()` is `adopter`)."""
     read, write = os.pipe()
-    middle = os.fork()
+    middle = fork_frozen()  # and the worker it forks inherits the freeze
     if middle == 0:
         os.close(read)
         code = 1

@@ -37,7 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .forks import Channel, die_with_parent, leave_signals_to_the_arbiter, set_process_name
+from .forks import (
+    Channel,
+    die_with_parent,
+    fork_frozen,
+    leave_signals_to_the_arbiter,
+    set_process_name,
+)
 
 __all__ = ["NAME", "PROBE_SECONDS", "Probe", "Raised", "Refusal", "Verdict"]
 
@@ -132,7 +138,7 @@ class Probe:
         """Judge `names` with `check`, within `seconds` (then the sorter is stopped)."""
         fd, name = tempfile.mkstemp(prefix="probe-", suffix=".verdicts", dir=workdir)
         os.close(fd)
-        pid = os.fork()
+        pid = fork_frozen()
         if pid == 0:
             _sorter(list(names), check, Path(name))
         return cls(pid, Path(name), time.monotonic() + seconds)
@@ -272,7 +278,7 @@ def _scout(plan: _Plan, check: Check) -> Iterator[dict[str, Any]]:
     """Fork a scout that carries on from `plan` (see `_try_all`): its messages, up to its
     last word."""
     ours, theirs = Channel.pair()
-    pid = os.fork()
+    pid = fork_frozen()
     if pid == 0:
         ours.close()
         with contextlib.suppress(BaseException):

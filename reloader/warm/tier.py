@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from .django_setup import SetupProblem
-from .forks import Channel
+from .forks import Channel, fork_frozen
 from .tier_process import TierPlan, serve_tier
 
 __all__ = ["DjangoTier", "TierGone", "unfit"]
@@ -85,7 +85,7 @@ class DjangoTier:
     def start(cls, server: Any, plan: TierPlan) -> DjangoTier:
         ours, theirs = Channel.pair()
         started_ns = time.time_ns()
-        pid = os.fork()
+        pid = fork_frozen()
         if pid == 0:
             ours.close()
             serve_tier(server, theirs, plan)
