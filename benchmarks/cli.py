@@ -41,7 +41,7 @@ def _now() -> str:
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
-        "--quick", action="store_true", help="every measurement once, small (under two minutes)"
+        "--quick", action="store_true", help="every measurement once, small (about three minutes)"
     )
     parser.add_argument(
         "--out",
