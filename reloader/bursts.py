@@ -19,12 +19,12 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from .rendezvous import replace_file
 from .watching.plan import change_ns
 
 __all__ = [
@@ -107,10 +107,7 @@ def record_restart(
         "directories": sorted(directories),
     }
     try:
-        fd, temp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            json.dump(record, file)
-        os.replace(temp, directory / RECORD)
+        replace_file(directory / RECORD, json.dumps(record))
     except OSError as exc:
         logger.debug("cannot record the restart in %s: %s", directory, exc)
 

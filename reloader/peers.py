@@ -17,14 +17,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from .bursts import RECORD, Restart, last_restart
-from .rendezvous import start_ticks
+from .rendezvous import replace_file, start_ticks
 from .threads import allocate_lock
 
 __all__ = ["PREFIX", "WAIT_S", "FollowRestarts", "Peers"]
@@ -55,10 +54,7 @@ class Peers:
             return
         self._current_ns = current_ns
         try:
-            fd, temp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
-            with os.fdopen(fd, "w", encoding="ascii") as file:
-                file.write(f"{current_ns} {self._ticks}\n")
-            os.replace(temp, self.path)
+            replace_file(self.path, f"{current_ns} {self._ticks}\n")
         except OSError as exc:
             logger.debug("cannot enter %s: %s", self.path, exc)
 

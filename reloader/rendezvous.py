@@ -22,9 +22,23 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["server_directory", "start_ticks"]
+__all__ = ["replace_file", "server_directory", "start_ticks"]
 
 logger = logging.getLogger("reloader")
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Put `text` in `path` at once: a reader of the shared directory sees the old content or
+    the new, never part of it. Raises OSError (no temporary file is left behind)."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
 
 
 def start_ticks(pid: int) -> int | None:

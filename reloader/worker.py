@@ -60,6 +60,8 @@ class Worker:
         self.refreshes: RefreshLog | None = None
         self.peers: Peers | None = None
         """This process's entry among the server's serving processes (default mode only)."""
+        self.accept: ChangeFilter | None = None
+        """What changes count (the user's ignore globs), from `boot()` on."""
         self.started_ns = 0
         """When this process began to load the application (`time.time_ns()`)."""
         self.publishes = True
@@ -76,7 +78,7 @@ class Worker:
         self.restarter.on_graceful_stop(self._stopping)
         sources = self.sources = Sources(self.options.extra_files)
         run = managed_run_dir()
-        accept = ChangeFilter(self.options.ignore, sources.cwd)
+        accept = self.accept = ChangeFilter(self.options.ignore, sources.cwd)
         self.shared = run.path if run is not None else server_directory(describe(self.target))
         self.publishes = run is None
         # Before anything is read: a burst of saves still going on is waited for.
@@ -120,13 +122,12 @@ class Worker:
         if late:
             self._changed(late)
         elif run is None and self.shared is not None:
-            served = self._join_peers(self.shared, accept, started_ns, changes, served)
+            served = self._join_peers(self.shared, started_ns, changes, served)
         return self.inflight.wrap(served)
 
     def _join_peers(
         self,
         shared: Path,
-        accept: ChangeFilter,
         started_ns: int,
         changes: dict[Path, int],
         app: WSGIApp,
@@ -139,23 +140,22 @@ class Worker:
         atexit.register(peers.withdraw)
         restart = last_restart(shared)
         saved_ns = max([*changes.values(), restart.changed_ns if restart else 0])
-        left_ns = saved_ns + int(WAIT_S * 1e9) - time.time_ns()
-        if saved_ns <= time.time_ns() and left_ns > 0:
+        now_ns = time.time_ns()
+        left_ns = saved_ns + int(WAIT_S * 1e9) - now_ns
+        if saved_ns <= now_ns and left_ns > 0:
             late_pids = peers.wait(saved_ns, left_ns / 1e9)
             if late_pids:
                 logger.warning(
                     "serving although %s had not noticed the save yet",
                     ", ".join(f"process {pid}" for pid in late_pids),
                 )
-        return FollowRestarts(
-            shared, lambda restart: self._restarted_elsewhere(restart, accept)
-        ).wrap(app)
+        return FollowRestarts(shared, self._restarted_elsewhere).wrap(app)
 
-    def _restarted_elsewhere(self, restart: Restart, accept: ChangeFilter) -> None:
+    def _restarted_elsewhere(self, restart: Restart) -> None:
         """Another process restarted (for the save in `restart`): restart too if we hold a file
         of it in a version older than the save, else move our entry on."""
-        sources, peers = self.sources, self.peers
-        if sources is None or peers is None or self.restarting:
+        sources, peers, accept = self.sources, self.peers, self.accept
+        if sources is None or peers is None or accept is None or self.restarting:
             return
         plan = sources.plan()
         paths = {Path(p) for p in restart.paths}

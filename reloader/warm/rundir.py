@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..rendezvous import replace_file
 from ..settings import RUN_DIR_VARIABLE
 
 __all__ = ["ENV", "Report", "RunDir"]
@@ -82,10 +83,7 @@ class RunDir:
         return True
 
     def _write(self, name: str, data: object) -> None:
-        fd, temp = tempfile.mkstemp(dir=self.path, prefix=".tmp-")
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            json.dump(data, file)
-        os.replace(temp, self.path / name)
+        replace_file(self.path / name, json.dumps(data))
 
     def _read(self, name: str) -> object:
         try:
