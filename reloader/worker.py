@@ -208,6 +208,8 @@ class Worker:
         limit = self.restarter.graceful_limit
         grace = self.options.grace if limit is None else min(self.options.grace, limit)
         self.inflight.stop(grace)
+        if self.restarting:  # a restart of ours, not the server's own stop
+            self.inflight.hand_over(self.restarter.replace_early)
 
     def _changed(self, paths: set[Path]) -> bool:
         """Called by the watcher thread; True once a restart is under way."""

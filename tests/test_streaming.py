@@ -19,11 +19,13 @@ from support import (
     QUIET_PERIOD,
     EventStream,
     PreforkServer,
+    Response,
     answer_pid,
     assert_fresh_everywhere,
     edit,
     restart_lines,
     try_get,
+    wait_for_body,
     wait_until,
     write,
 )
@@ -143,6 +145,58 @@ def test_a_request_that_never_finishes_is_cut_after_the_grace(
         assert any(f"process {pid} " in line for line in cut), (
             f"worker {pid} did not wait for its thread:\n{log}"
         )
+
+
+SLOW_S = 10
+"""A request in flight at a save: longer than a worker's boot on a loaded machine."""
+
+
+@pytest.mark.parametrize("worker", ["sync", "gthread"])
+def test_one_worker_serves_fresh_code_while_its_predecessor_finishes(
+    gunicorn: StartGunicorn, demo_project: Path, worker: str
+) -> None:
+    """gunicorn's default of one worker: a slow request in flight at a save must not keep
+    every new request waiting until it ends. It finishes, with the code it began with, while
+    the replacement serves the new code; then the server runs one worker again."""
+    args = [("1" if a == "2" else a) for a in WORKER_ARGS[worker]]  # -w 1
+    server = gunicorn(
+        *args,
+        "--graceful-timeout", GRACEFUL_TIMEOUT,
+        "--timeout", GRACEFUL_TIMEOUT,
+        "reloader.wsgi:application",
+        cwd=demo_project,
+        env={**DEMO_ENV, "RELOADER_GRACE": "60"},
+        workers=1,
+    )  # fmt: skip
+    [old] = server.worker_pids()
+    answers: list[object] = []
+    slow = threading.Thread(
+        target=lambda: answers.append(try_get(server.url(f"/slow/?s={SLOW_S}"), None, 120))
+    )
+    slow.start()
+    server.wait_for_log("slow: started")
+
+    write(demo_project / "pages" / "version.py", 'VERSION = "v2"\n')
+    wait_for_body(server.url("/version/"), "v2 pid=")
+    assert slow.is_alive(), "the first fresh answer came only once the slow request ended"
+    slow.join(SLOW_S + 60)
+    [answer] = answers
+    assert isinstance(answer, Response) and answer.status == 200, answer
+    assert answer.body.startswith(f"slept {SLOW_S}.0 v1 pid={old}"), answer.body
+    wait_until(
+        lambda: len(server.worker_pids()) == 1 and old not in server.worker_pids(),
+        message=lambda: f"one worker again, a new one:\n{server.log_tail()}",
+    )
+    # The arbiter counts one worker again: a save with nothing in flight replaces it alone.
+    [replacement] = server.worker_pids()
+    write(demo_project / "pages" / "version.py", 'VERSION = "v3"\n')
+    wait_for_body(server.url("/version/"), "v3 pid=")
+    wait_until(
+        lambda: server.worker_pids() not in ([], [replacement]),
+        message=lambda: f"the replacement replaced:\n{server.log_tail()}",
+    )
+    assert len(server.worker_pids()) == 1, server.log_tail()
+    assert "still running" not in server.log()
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -27,6 +27,12 @@ class Restarter(Protocol):
         ones, exit. Called from the watcher thread; must not block for long."""
         ...
 
+    def replace_early(self) -> Callable[[], None] | None:
+        """Have the server start this process's replacement now, while this one finishes the
+        requests it still answers (a restart of ours is under way); return what to call once
+        they have ended, or None where the server cannot."""
+        ...
+
     def stopping(self) -> bool:
         """Whether the server already told this process to stop. A `SystemExit` while the
         application loads is then that stop (Ctrl-C during a worker's boot), not the

@@ -35,6 +35,9 @@ class ExecRestarter:
     def stopping(self) -> bool:
         return False  # a signal that stops a plain process does not pass through us
 
+    def replace_early(self) -> None:
+        return None  # exec replaces this very process
+
 
 def forked_by_unknown_server() -> str | None:
     """What shows that this process is a server's worker rather than the program the user

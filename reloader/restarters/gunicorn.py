@@ -1,9 +1,19 @@
 """gunicorn: a worker that gets SIGTERM stops accepting, finishes its requests (sync, gthread
 and gevent alike, within graceful_timeout) and exits; the arbiter forks a fresh one. The
-listening socket stays open in the arbiter, so new connections wait in the backlog."""
+listening socket stays open in the arbiter, so new connections wait in the backlog.
+
+The arbiter forks the fresh one when the old one has exited. So a server of one worker
+(gunicorn's default) would serve nothing new until the slowest request in flight at a restart
+has ended (a slow page; a stream, until its next chunk). Its worker asks for its replacement
+at once instead: SIGTTIN, gunicorn's "one worker more", now, and SIGTTOU, "one less", once
+those requests are done, when the arbiter stops the older of its two workers, this one. With
+more workers the others' replacements serve meanwhile, and booting every replacement at once
+would only make them share the CPU.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -90,10 +100,36 @@ class GunicornRestarter:
             worker.alive = False
             defer(_nothing)
 
+    def replace_early(self) -> Callable[[], None] | None:
+        if getattr(getattr(self._worker, "cfg", None), "workers", None) != 1:
+            return None
+        arbiter = getattr(self._worker, "ppid", None)
+        # Never to a process without gunicorn's handlers (one that execs a new gunicorn: USR2,
+        # warm mode): these two signals stop a process by default.
+        if not isinstance(arbiter, int) or not _catches(arbiter, signal.SIGTTIN, signal.SIGTTOU):
+            return None
+        os.kill(arbiter, signal.SIGTTIN)
+
+        def give_back() -> None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(arbiter, signal.SIGTTOU)
+
+        return give_back
+
     def stopping(self) -> bool:
         # Every stop signal's handler (Worker.handle_exit, handle_quit) clears `alive` first;
         # SIGINT and SIGQUIT then raise SystemExit wherever the worker was, even in an import.
         return getattr(self._worker, "alive", True) is False
+
+
+def _catches(pid: int, *signums: int) -> bool:
+    """Whether process `pid` has handlers for all of `signums` (its SigCgt mask, Linux)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            caught = next(int(line.split()[1], 16) for line in status if line.startswith("SigCgt:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return False
+    return all(caught >> (signum - 1) & 1 for signum in signums)
 
 
 def stopping_cleanly() -> bool:

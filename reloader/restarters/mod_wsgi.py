@@ -55,3 +55,6 @@ class ModWsgiRestarter:
 
     def stopping(self) -> bool:
         return False  # mod_wsgi stops its daemon processes without raising in Python
+
+    def replace_early(self) -> None:
+        return None  # Apache starts a daemon process once the old one is gone

@@ -173,6 +173,9 @@ class UwsgiRestarter:
     def stopping(self) -> bool:
         return False  # uWSGI's stop signals are handled in C, out of Python's sight
 
+    def replace_early(self) -> None:
+        return None  # the master forks a worker once the old one is gone
+
     def restart(self) -> None:
         if self._begin is not None:
             self._begin()

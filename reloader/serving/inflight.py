@@ -18,6 +18,8 @@ browser tab that holds the stream hears of the restart only then. So, once a sto
   `EventSource` and HTTP libraries follow on a new connection (the server closes this one),
   and only a fresh process accepts new connections. The first request of a connection was
   sent before the stop (the connection was accepted before it) and is served;
+- the server may start the process's replacement at once rather than when it exits (see
+  `hand_over`), so that what is still running does not keep new requests waiting;
 - whatever is still running after the grace is logged, and the process exits, whatever its
   threads are doing (a request stuck in a slow call, a non-daemon thread, an executor that the
   interpreter would join at exit).
@@ -74,6 +76,9 @@ class InFlight:
         self._kept_alive: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         """Connections that were answered once already."""
         self.stopping = False
+        self._when_idle: Callable[[], None] | None = None
+        """Called once no request is left (see `hand_over`)."""
+        self._handed_over = False
 
     def wrap(self, app: WSGIApp) -> WSGIApp:
         def tracked_app(environ: Mapping[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -117,6 +122,37 @@ class InFlight:
     def _finished(self, key: int) -> None:
         with self._lock:
             self._open.pop(key, None)
+            done = None if self._open else self._take_when_idle()
+        if done is not None:
+            done()
+
+    def _take_when_idle(self) -> Callable[[], None] | None:
+        done, self._when_idle = self._when_idle, None
+        return done
+
+    def hand_over(self, replace: Callable[[], Callable[[], None] | None]) -> None:
+        """Once the stop began: if requests are still in flight, call `replace` (which starts
+        this process's replacement now) and, once they have ended or are cut at the grace,
+        what it returned. Once: a process has one replacement."""
+        with self._lock:
+            running = list(self._open.values())
+            if not running or self._handed_over:
+                return
+            self._handed_over = True
+        done = replace()
+        if done is None:
+            return
+        now = time.monotonic()
+        logger.info(
+            "starting the replacement of process %d now; it finishes %s",
+            os.getpid(),
+            ", ".join(r.describe(now) for r in running),
+        )
+        with self._lock:
+            if self._open:
+                self._when_idle, done = done, None
+        if done is not None:
+            done()
 
     def streams_open(self) -> bool:
         """Whether a response of unknown length is being streamed now (an event stream)."""
@@ -159,6 +195,10 @@ class InFlight:
             grace,
             cut,
         )
+        with self._lock:
+            done = self._take_when_idle()
+        if done is not None:
+            done()
         for handler in logger.handlers:
             with contextlib.suppress(Exception):
                 handler.flush()

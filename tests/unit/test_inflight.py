@@ -117,3 +117,33 @@ def test_a_kept_alive_connection_read_while_stopping_is_sent_to_ask_again() -> N
     finally:
         reused.close()
         fresh.close()
+
+
+def test_a_replacement_is_asked_for_once_and_given_back_when_the_last_request_ends() -> None:
+    body = Body(None)
+    inflight, result = serve(body)
+    asked: list[str] = []
+
+    def replace() -> Any:
+        asked.append("now")
+        return lambda: asked.append("done")
+
+    inflight.stop(NEVER)
+    inflight.hand_over(replace)
+    inflight.hand_over(replace)  # a second SIGTERM: still one replacement
+    assert asked == ["now"]
+    assert list(result) == [b"x"]
+    result.close()
+    assert asked == ["now", "done"]
+
+
+def test_no_replacement_is_asked_for_with_nothing_in_flight() -> None:
+    inflight = InFlight()
+    inflight.stop(NEVER)
+    asked: list[str] = []
+
+    def replace() -> None:
+        asked.append("now")
+
+    inflight.hand_over(replace)
+    assert asked == []
