@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import os
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -35,7 +37,12 @@ from .serving import ErrorApp, LoadFailure
 from .serving.inflight import InFlight
 from .settings import Options
 from .target import WSGIApp, describe, import_app
-from .warm.worker import Reporter, environ_at_django_setup, managed_run_dir
+from .warm.worker import (
+    Reporter,
+    ask_for_replacement,
+    environ_at_django_setup,
+    managed_run_dir,
+)
 from .watcher import Watcher
 from .watching import ChangeFilter, Sources
 from .watching.plan import change_ns
@@ -64,6 +71,10 @@ class Worker:
         """What changes count (the user's ignore globs), from `boot()` on."""
         self.started_ns = 0
         """When this process began to load the application (`time.time_ns()`)."""
+        self.replace_early: Callable[[], Callable[[], None] | None] = self._replace_if_ours
+        """How a stop with requests in flight has the replacement started now (see
+        `InFlight.hand_over`): in warm mode the arbiter, which knows a restart from its own
+        stop, is asked."""
         self.publishes = True
         """Whether this process tells the others of the changes it sees: not in warm mode,
         where the supervisor does."""
@@ -81,6 +92,8 @@ class Worker:
         accept = self.accept = ChangeFilter(self.options.ignore, sources.cwd)
         self.shared = run.path if run is not None else server_directory(describe(self.target))
         self.publishes = run is None
+        if run is not None:
+            self.replace_early = functools.partial(ask_for_replacement, run)
         # Before anything is read: a burst of saves still going on is waited for.
         burst = BurstWatch.load(self.shared, accept)
         if burst is not None:
@@ -208,8 +221,12 @@ class Worker:
         limit = self.restarter.graceful_limit
         grace = self.options.grace if limit is None else min(self.options.grace, limit)
         self.inflight.stop(grace)
-        if self.restarting:  # a restart of ours, not the server's own stop
-            self.inflight.hand_over(self.restarter.replace_early)
+        self.inflight.hand_over(self.replace_early)
+
+    def _replace_if_ours(self) -> Callable[[], None] | None:
+        if not self.restarting or self.restarter is None:
+            return None  # the server's own stop: a replacement may not be wanted
+        return self.restarter.replace_early()
 
     def _changed(self, paths: set[Path]) -> bool:
         """Called by the watcher thread; True once a restart is under way."""

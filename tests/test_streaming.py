@@ -9,6 +9,8 @@ time can only have been ended by the wrapper, not by gunicorn giving up on it.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -23,6 +25,7 @@ from support import (
     answer_pid,
     assert_fresh_everywhere,
     edit,
+    group_members,
     restart_lines,
     try_get,
     wait_for_body,
@@ -147,56 +150,70 @@ def test_a_request_that_never_finishes_is_cut_after_the_grace(
         )
 
 
-SLOW_S = 10
+SLOW_S = 6
 """A request in flight at a save: longer than a worker's boot on a loaded machine."""
 
 
-@pytest.mark.parametrize("worker", ["sync", "gthread"])
+@pytest.mark.parametrize(("mode", "worker"), [("per-worker", "sync"), ("warm", "gthread")])
 def test_one_worker_serves_fresh_code_while_its_predecessor_finishes(
-    gunicorn: StartGunicorn, demo_project: Path, worker: str
+    gunicorn: StartGunicorn, demo_project: Path, mode: str, worker: str
 ) -> None:
     """gunicorn's default of one worker: a slow request in flight at a save must not keep
     every new request waiting until it ends. It finishes, with the code it began with, while
-    the replacement serves the new code; then the server runs one worker again."""
+    the replacement serves the new code; then the server runs one worker again. A Ctrl-C
+    meanwhile stops the finishing worker too, as it stops any other."""
     args = [("1" if a == "2" else a) for a in WORKER_ARGS[worker]]  # -w 1
     server = gunicorn(
         *args,
         "--graceful-timeout", GRACEFUL_TIMEOUT,
         "--timeout", GRACEFUL_TIMEOUT,
+        *(("-c", "python:reloader.gunicorn") if mode == "warm" else ()),
         "reloader.wsgi:application",
         cwd=demo_project,
         env={**DEMO_ENV, "RELOADER_GRACE": "60"},
         workers=1,
+        helpers=("reloader.warm",),
     )  # fmt: skip
-    [old] = server.worker_pids()
-    answers: list[object] = []
-    slow = threading.Thread(
-        target=lambda: answers.append(try_get(server.url(f"/slow/?s={SLOW_S}"), None, 120))
-    )
-    slow.start()
-    server.wait_for_log("slow: started")
 
+    def slow_request() -> tuple[threading.Thread, list[Response | None]]:
+        answers: list[Response | None] = []
+        started = server.log().count("slow: started")
+        slow = threading.Thread(
+            target=lambda: answers.append(try_get(server.url(f"/slow/?s={SLOW_S}"), None, 120))
+        )
+        slow.start()
+        wait_until(lambda: server.log().count("slow: started") > started)
+        return slow, answers
+
+    [old] = server.worker_pids()
+    slow, answers = slow_request()
     write(demo_project / "pages" / "version.py", 'VERSION = "v2"\n')
     wait_for_body(server.url("/version/"), "v2 pid=")
     assert slow.is_alive(), "the first fresh answer came only once the slow request ended"
     slow.join(SLOW_S + 60)
     [answer] = answers
-    assert isinstance(answer, Response) and answer.status == 200, answer
+    assert answer is not None and answer.status == 200, answer
     assert answer.body.startswith(f"slept {SLOW_S}.0 v1 pid={old}"), answer.body
     wait_until(
         lambda: len(server.worker_pids()) == 1 and old not in server.worker_pids(),
         message=lambda: f"one worker again, a new one:\n{server.log_tail()}",
     )
-    # The arbiter counts one worker again: a save with nothing in flight replaces it alone.
-    [replacement] = server.worker_pids()
+    assert "still running" not in server.log()
+
+    # Ctrl-C while a worker finishes a request: the server is gone at once.
+    slow, answers = slow_request()
     write(demo_project / "pages" / "version.py", 'VERSION = "v3"\n')
     wait_for_body(server.url("/version/"), "v3 pid=")
+    assert slow.is_alive()
+    os.kill(server.pid, signal.SIGINT)
+    # As any worker at a Ctrl-C: a sync one stops at once, a gthread one once its request
+    # thread is done; not after the grace (60 s) or the graceful timeout (120 s).
     wait_until(
-        lambda: server.worker_pids() not in ([], [replacement]),
-        message=lambda: f"the replacement replaced:\n{server.log_tail()}",
+        lambda: not group_members(server.pid),
+        2 * SLOW_S,
+        message=lambda: f"every process gone:\n{server.log_tail()}",
     )
-    assert len(server.worker_pids()) == 1, server.log_tail()
-    assert "still running" not in server.log()
+    slow.join(SLOW_S + 60)
 
 
 @pytest.mark.parametrize("mode", MODES)

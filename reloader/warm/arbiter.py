@@ -8,6 +8,7 @@ while it shuts down)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -99,6 +100,9 @@ class WarmArbiter:
         the arbiter forks the first new one after the last old one exited."""
         self.carried = bool(self.exited)
         self.orphans = carried_orphans()
+        self.finishing: dict[int, Any] = {}
+        """Workers stopped for a restart, finishing requests in flight while their
+        replacements serve: out of gunicorn's count (see `let_finish`)."""
         self.extra_files: set[str] = set()
         """The extra files the workers watch (their options: the environment's or wrap()'s),
         as of the reports Django was set up from."""
@@ -125,6 +129,8 @@ class WarmArbiter:
         handler = f"handle_{self.server.SIG_NAMES[signal.SIGCHLD]}"
         reap: Callable[[], None] = getattr(self.server, handler)
         setattr(self.server, handler, lambda: self._on_child_exit(reap))
+        kill_workers: Callable[[int], None] = self.server.kill_workers
+        self.server.kill_workers = lambda signum: self._kill_workers(kill_workers, signum)
         # What the arbiter imported is in every worker; what tells processes apart must not be.
         os.register_at_fork(after_in_child=renew_process_identities)
         if self.tiered:
@@ -215,6 +221,60 @@ class WarmArbiter:
         self._check_supervisor()
         reap()
         self.orphans = reap_orphans(self.orphans)
+        self._reap_finishing()
+
+    def let_finish(self, pids: list[int]) -> None:
+        """Workers stopping with requests in flight asked for their replacements now. gunicorn
+        forks a worker when it has fewer than it should: out of its count, each is forked at
+        once, instead of when the old one is gone. (Asked while gunicorn itself stops, or
+        re-execs, the request is never read.) Only for a server of one worker: with more, the
+        others' replacements serve meanwhile, and forking them all at once makes them share
+        the CPU."""
+        if self.server.num_workers != 1:
+            return
+        for pid in pids:
+            worker = self.server.WORKERS.pop(pid, None)
+            if worker is not None:
+                self.finishing[pid] = worker
+                logger.info(
+                    "forking the replacement of worker %d now; it finishes its requests", pid
+                )
+
+    def _reap_finishing(self) -> None:
+        """As gunicorn does for its workers: the heartbeat file closed, `child_exit` run."""
+        for pid, worker in list(self.finishing.items()):
+            try:
+                if os.waitpid(pid, os.WNOHANG) == (0, 0):
+                    continue
+            except ChildProcessError:
+                pass  # gunicorn's waitpid(-1) took it
+            del self.finishing[pid]
+            worker.tmp.close()
+            self.server.cfg.child_exit(self.server, worker)
+
+    def _kill_workers(self, kill_workers: Callable[[int], None], signum: int) -> None:
+        """gunicorn's, for the finishing workers too; not its SIGKILL after a graceful stop,
+        which comes once its own workers are gone: they have until `_end_finishing`."""
+        kill_workers(signum)
+        if signum == signal.SIGKILL:
+            return
+        for pid in self.finishing:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    def _end_finishing(self) -> None:
+        """At the server's stop: wait for the finishing workers up to gunicorn's graceful
+        timeout, as it waits for its own, then kill them."""
+        deadline = time.monotonic() + float(self.server.cfg.graceful_timeout)
+        while self.finishing and time.monotonic() < deadline:
+            time.sleep(0.05)
+            self._reap_finishing()
+        for pid in self.finishing:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        while self.finishing:
+            self._reap_finishing()
+            time.sleep(0.01)
 
     def _close_tier_channel(self) -> None:
         """In any child forked here: the tier's channel is the arbiter's alone."""
@@ -488,6 +548,11 @@ class WarmArbiter:
         self.run.remove_worker(pid)
 
     def stop(self) -> None:
+        """At the server's exit."""
+        self._end_finishing()
+        self._release()
+
+    def _release(self) -> None:
         self.preloader.stop()
         self._drop_tier()
         self._stop_supervisor()
@@ -508,6 +573,7 @@ class WarmArbiter:
         """The supervisor's signal, handled in gunicorn's main loop."""
         try:
             self._check_run_dir()
+            self.let_finish(self.run.take_replacement_requests())
             if self.run.take_reexec_request():
                 self.reexec("code it imported changed")
             self._check_tier()
@@ -544,11 +610,11 @@ class WarmArbiter:
         if carry:
             environ[CARRY_ENV] = str(self.run.path)
         else:
-            self.stop()
+            self._release()  # the finishing workers go with the orphans
         stop_control = getattr(arbiter, "_stop_control_server", None)
         if callable(stop_control):
             stop_control()
-        exec_new_image(arbiter, environ, [*arbiter.WORKERS, *self.orphans])
+        exec_new_image(arbiter, environ, [*arbiter.WORKERS, *self.orphans, *self.finishing])
 
 
 _real_fork = os.fork

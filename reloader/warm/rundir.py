@@ -28,6 +28,8 @@ of its own, so a warm-up asked for meanwhile cannot overwrite it: every signal t
 means 'warm up', and 're-exec' too while this file exists."""
 REBUILD = "rebuild-request"
 """The same for replacing the Django tier (see `tier.py`)."""
+REPLACE = "replace-"
+"""`replace-<pid>`: a stopping worker asks for its replacement (see `request_replacement`)."""
 
 ENV = RUN_DIR_VARIABLE
 """Set by the arbiter for its workers: its presence means 'the arbiter watches for you'."""
@@ -152,6 +154,20 @@ class RunDir:
         if not self._take(REBUILD):
             return None
         return changed_ns if isinstance(changed_ns, int) else time.time_ns()
+
+    def request_replacement(self, pid: int) -> None:
+        """A worker's, as it stops with requests in flight: fork its replacement now rather
+        than once it has exited."""
+        (self.path / f"{REPLACE}{pid}").touch()
+
+    def take_replacement_requests(self) -> list[int]:
+        """The workers that asked for their replacement since the last call."""
+        pids = []
+        for path in self.path.glob(f"{REPLACE}*"):
+            pid = path.name.removeprefix(REPLACE)
+            if self._take(path.name) and pid.isdigit():
+                pids.append(int(pid))
+        return pids
 
     def _take(self, name: str) -> bool:
         try:

@@ -138,6 +138,16 @@ class Reporter:
         signal.signal(SIGNAL, refresh)
 
 
+def ask_for_replacement(run: RunDir) -> None:
+    """For a worker that stops with requests in flight: ask the arbiter to fork its
+    replacement now (it does if the stop is a restart, see `WarmArbiter.let_finish`)."""
+    arbiter = os.getppid()
+    with contextlib.suppress(OSError):
+        run.request_replacement(os.getpid())
+        if arbiter > 1:
+            os.kill(arbiter, SIGNAL)
+
+
 def after_request() -> None:
     """For gunicorn's post_request hook: report again when a request imported modules (Django
     imports most views on the first request)."""
