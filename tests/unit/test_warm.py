@@ -226,3 +226,13 @@ def test_a_reexec_is_tried_first_only_when_a_file_of_the_start_up_changed(
     assert startup.changed()
     config.unlink()
     assert startup.changed(), "a file gone breaks the start too"
+
+
+def test_replacement_requests_are_taken_once(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    run.request_replacement(4711)
+    run.request_replacement(4712)
+    run.write_report("worker", Report(pid=4713, started_ns=1, modules=[], files=[]))
+    assert sorted(run.take_replacement_requests()) == [4711, 4712]
+    assert run.take_replacement_requests() == []
+    assert [r.pid for r in run.reports("worker")] == [4713]
