@@ -76,6 +76,7 @@ class Settings:
     large: str  # the project idle cost is also reported for
     scale_workers: tuple[int, ...]
     scale_projects: tuple[str, ...]
+    busy_seconds: float = 4.0  # the request in flight at each save of `benchmarks.busy`
 
 
 FULL = Settings(

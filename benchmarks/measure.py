@@ -1,5 +1,5 @@
 """The measurements on a running server: reload latency and staleness, lost requests under
-load, idle CPU, and throughput/memory.
+load, idle CPU, throughput/memory, and reload latency with a slow request in flight.
 
 One save is followed the same way everywhere (`_follow_save`): pollers request the edited
 module's page (/version/ for pages/version.py, /models-version/ for pages/models.py) on fresh
@@ -12,13 +12,14 @@ from __future__ import annotations
 import random
 import re
 import subprocess
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import stats
-from .client import HOST, Pollers, Reply
+from .client import HOST, Pollers, Reply, fetch
 from .config import Settings
 from .procs import cpu_seconds, pss_mib, rss_mib
 from .project import EDIT_VIEW, Editor, Target
@@ -194,6 +195,55 @@ def latency(
         # requests that failed, were refused or answered 5xx meanwhile are lost ones.
         "lost": {"requests": len(replies), "failed": sum(kinds.values()), "by_kind": dict(kinds)},
     }
+
+
+SLOW_STARTED = "slow: started"
+"""What the demo's /slow/ view prints as it begins."""
+
+
+def busy(session: Session, settings: Settings, count: int, seconds: float) -> dict[str, Any]:
+    """Save → fresh while a request of `seconds` (the demo's /slow/) is in flight at each
+    save: what a server of one worker makes the developer wait. Also how that request ended:
+    answered (with the code it began with) or lost."""
+    editor = session.editor
+    saves: list[Save] = []
+    replies: list[Reply] = []
+    slow: list[Reply | None] = []
+    pause = settings.settle_seconds + settings.jitter_seconds
+    bound = count * (settings.edit_timeout + pause + seconds + 5) + 5
+    with Pollers(
+        session.port, editor.target.url, settings.pollers, settings.poll_interval, bound
+    ) as pollers:
+        for fraction in spread(count):
+            _collect(pollers, settings.settle_seconds + fraction * settings.jitter_seconds, [])
+            answer: list[Reply] = []
+            started = _count_lines(session, SLOW_STARTED)
+            path = f"/slow/?s={seconds}"
+            request = threading.Thread(
+                target=_ask, args=(session.port, path, seconds + 30, answer), daemon=True
+            )
+            request.start()
+            deadline = time.monotonic() + settings.edit_timeout
+            while _count_lines(session, SLOW_STARTED) == started and time.monotonic() < deadline:
+                time.sleep(0.005)
+            saves.append(_follow_save(session, editor, pollers, settings, replies))
+            pollers.active.clear()
+            request.join(seconds + 35)
+            slow.append(answer[0] if answer else None)
+    kinds = Counter("no answer" if r is None else r.error for r in slow if r is None or not r.ok)
+    return {
+        **_summary(saves),
+        "slow_s": seconds,
+        "slow": {"requests": len(slow), "lost": sum(kinds.values()), "by_kind": dict(kinds)},
+    }
+
+
+def _ask(port: int, path: str, timeout: float, into: list[Reply]) -> None:
+    into.append(fetch(port, path, timeout=timeout))
+
+
+def _count_lines(session: Session, text: str) -> int:
+    return sum(text in line for _, line in list(session.server.lines))
 
 
 def edits(session: Session, settings: Settings) -> dict[str, Any]:

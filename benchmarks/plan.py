@@ -19,6 +19,7 @@ MODELS = "models"  # latency after saves of pages/models.py instead of pages/ver
 BROWSER = "browser"  # save -> repainted in a browser tab, on the demo with django-browser-reload
 LIVE = "live"  # the project the browser section runs on: a copy of the demo with the companions
 REAL = "real"  # each kind of edit the project declares (`Project.edits`), in turn
+BUSY = "busy"  # latency with a slow request in flight at each save (`benchmarks.busy`)
 WAGTAIL = "wagtail"  # the site `wagtail start` makes (wagtail_site.py)
 DEMO_READY = "demo-ready"  # the demo whose ready() imports a signals module importing the views
 REAL_PROJECTS = (WAGTAIL, DEMO_READY)

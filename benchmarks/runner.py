@@ -16,14 +16,14 @@ from typing import Any
 
 from . import browser, measure
 from .config import Settings
-from .plan import BROWSER, IDLE, LATENCY, LOST, MODELS, REAL, THROUGHPUT, Cell
+from .plan import BROWSER, BUSY, IDLE, LATENCY, LOST, MODELS, REAL, THROUGHPUT, Cell
 from .project import EDIT_MODELS, Project
 from .projects import Projects, Unmade
 from .servers import TOOLS, unavailable
 from .session import Host, Session, StartupError, running
 
 # Idle and memory before any reload disturbs them.
-ORDER = (IDLE, THROUGHPUT, LATENCY, MODELS, LOST, BROWSER, REAL)
+ORDER = (IDLE, THROUGHPUT, LATENCY, MODELS, LOST, BROWSER, REAL, BUSY)
 
 
 @dataclass
@@ -53,6 +53,11 @@ def _describe(measure_name: str, result: dict[str, Any]) -> str:
         )
         other = result["view_two_tabs"]["other_tab_repainted"]
         return f"{kinds}; other tab repainted {other}; grace {result['grace']}"
+    if measure_name == BUSY:
+        return (
+            f"median {result['median_s']} s, p90 {result['p90_s']} s, {result['timeouts']} "
+            f"timeouts; the {result['slow_s']} s requests: {result['slow']}"
+        )
     if measure_name in (LATENCY, MODELS):
         stale = result["stale"]
         return (
@@ -95,6 +100,8 @@ def _measure(name: str, session: Session, settings: Settings, edits: int) -> dic
         return browser.measure(session, settings)
     if name == REAL:
         return measure.edits(session, settings)
+    if name == BUSY:
+        return measure.busy(session, settings, edits, settings.busy_seconds)
     return measure.lost(session, settings)
 
 
