@@ -140,7 +140,8 @@ class Reporter:
 
 def ask_for_replacement(run: RunDir) -> None:
     """For a worker that stops with requests in flight: ask the arbiter to fork its
-    replacement now (it does if the stop is a restart, see `WarmArbiter.let_finish`)."""
+    replacement now (it does while it serves on, see `WarmArbiter.let_finish`; a stop of the
+    whole server never reads the request)."""
     arbiter = os.getppid()
     with contextlib.suppress(OSError):
         run.request_replacement(os.getpid())
