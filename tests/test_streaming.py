@@ -1,6 +1,7 @@
 """Long-lived responses at a reload, under real gunicorn: an endless stream ends at once so its
-client reconnects to fresh code; a request that never finishes is cut after the grace; Django's
-template refresh is offered once per save.
+client reconnects to fresh code; a request that never finishes is cut after the grace; with one
+worker, its replacement serves while it finishes a slow request; Django's template refresh is
+offered once per save.
 
 The servers get a graceful timeout far longer than the tests wait, so a stream that ends in
 time can only have been ended by the wrapper, not by gunicorn giving up on it.
