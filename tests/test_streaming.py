@@ -203,7 +203,7 @@ def test_one_worker_serves_fresh_code_while_its_predecessor_finishes(
 
     if mode == "warm":
         # Not in warm mode: there, a Ctrl-C just after the replacement's first answer left that
-        # replacement waiting on a lock in 2 of about 30 runs (see the note of 2026-12-02);
+        # replacement waiting on a lock in 3 of 26 runs (see the note of 2026-12-02);
         # a finishing worker still gets the stop signals (`WarmArbiter._kill_workers`).
         return
     # Ctrl-C while a worker finishes a request: the server is gone at once.
