@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(by_tool, indent=1, default=str), encoding="utf-8")
     print(
         f"| 1 worker, a {args.seconds:g} s request in flight | save → fresh, median | p90 "
-        "| vs the server's own reloader | slow requests answered |"
+        "| vs gunicorn --reload | slow requests answered |"
     )
     print("|---|---|---|---|---|")
     for name in names:

@@ -217,14 +217,14 @@ def busy(session: Session, settings: Settings, count: int, seconds: float) -> di
         for fraction in spread(count):
             _collect(pollers, settings.settle_seconds + fraction * settings.jitter_seconds, [])
             answer: list[Reply] = []
-            started = _count_lines(session, SLOW_STARTED)
+            seen = len(session.server.lines)
             path = f"/slow/?s={seconds}"
             request = threading.Thread(
                 target=_ask, args=(session.port, path, seconds + 30, answer), daemon=True
             )
             request.start()
             deadline = time.monotonic() + settings.edit_timeout
-            while _count_lines(session, SLOW_STARTED) == started and time.monotonic() < deadline:
+            while not _logged_since(session, seen, SLOW_STARTED) and time.monotonic() < deadline:
                 time.sleep(0.005)
             saves.append(_follow_save(session, editor, pollers, settings, replies))
             pollers.active.clear()
@@ -242,8 +242,9 @@ def _ask(port: int, path: str, timeout: float, into: list[Reply]) -> None:
     into.append(fetch(port, path, timeout=timeout))
 
 
-def _count_lines(session: Session, text: str) -> int:
-    return sum(text in line for _, line in list(session.server.lines))
+def _logged_since(session: Session, index: int, text: str) -> bool:
+    """Whether a server log line from `index` on holds `text`."""
+    return any(text in line for _, line in session.server.lines[index:])
 
 
 def edits(session: Session, settings: Settings) -> dict[str, Any]:
