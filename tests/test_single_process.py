@@ -87,6 +87,7 @@ for _ in range(2):
     if os.fork() == 0:
         from dev_wsgi import application
 
+        print(f"worker {os.getpid()} loaded the application", flush=True)
         server = WSGIServer(("127.0.0.1", port), WSGIRequestHandler, bind_and_activate=False)
         server.socket.close()
         server.socket = listener
@@ -125,6 +126,9 @@ def test_worker_of_an_unknown_prefork_server_is_never_killed(
             (line,) = lines_naming_pid(warnings(), pid)
             assert f"forked by pid {server.pid}" in line, line
             assert "gunicorn" in line and "mod_wsgi in daemon mode" in line and "uWSGI" in line
+        # Each worker warns before it imports the app: a save between the two is no stale answer.
+        for pid in workers:
+            server.wait_for_log(f"worker {pid} loaded the application")
 
         edit(plain_project / "plainversion.py", '"v1"', '"v2"')
         with pytest.raises(AssertionError):
