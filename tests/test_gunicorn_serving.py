@@ -3,6 +3,10 @@ requests finish, print() shows up), Django's no-restart reloads, and the off swi
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
 import threading
 import time
 import uuid
@@ -13,11 +17,13 @@ import pytest
 from conftest import DEMO_WARM, StartGunicorn
 from support import (
     QUIET_PERIOD,
+    PreforkServer,
     Response,
     assert_fresh_everywhere,
     assert_refreshes_never_go_back,
     get,
     get_many,
+    group_members,
     restart_lines,
     thread_names,
     wait_for_body,
@@ -165,3 +171,38 @@ def test_disabled_reloader_neither_reloads_nor_watches(
     assert_no_restart_for(QUIET_PERIOD, off.log)
     assert off.worker_pids() == [off_worker]
     assert get(off.url("/version/")).body == f"v1 pid={off_worker}"
+
+
+def _ask_raw(port: int) -> None:
+    """One request that the stop may cut: any end is fine."""
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 10) as conn:
+        conn.sendall(b"GET /slow?s=0.05 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        conn.recv(100)
+
+
+def test_ctrl_c_stops_fresh_gthread_workers_at_once(plain_server: StartGunicorn) -> None:
+    """gunicorn's gthread worker, left to itself, hangs at a Ctrl-C that comes while it starts
+    a request thread (about one stop in four here, during a fresh worker's first burst), and
+    the stop then takes the graceful timeout. Every reload makes fresh workers."""
+    for attempt in range(8):
+        server = plain_server("gthread", "--threads", "32", "--graceful-timeout", "60", warm=False)
+        # Each attempt stops the server at another moment of the burst.
+        _ctrl_c_during_first_burst(server, after=attempt * 0.004)
+
+
+def _ctrl_c_during_first_burst(server: PreforkServer, after: float) -> None:
+    port = int(server.base_url.rsplit(":", 1)[1])
+    burst = [threading.Thread(target=_ask_raw, args=(port,)) for _ in range(32)]
+    for thread in burst:
+        thread.start()
+    time.sleep(after)  # not a wait: where in the burst the Ctrl-C lands
+    os.killpg(server.pid, signal.SIGINT)
+    wait_until(
+        lambda: not group_members(server.pid),
+        10,
+        message=lambda: (
+            f"Ctrl-C {after:.3f} s into the burst, every process gone:\n" + server.log_tail()
+        ),
+    )
+    for thread in burst:
+        thread.join(15)

@@ -161,8 +161,8 @@ def test_one_worker_serves_fresh_code_while_its_predecessor_finishes(
 ) -> None:
     """gunicorn's default of one worker: a slow request in flight at a save must not keep
     every new request waiting until it ends. It finishes, with the code it began with, while
-    the replacement serves the new code; then the server runs one worker again. In the
-    default mode, a Ctrl-C meanwhile stops the finishing worker too, as it stops any other."""
+    the replacement serves the new code; then the server runs one worker again. A Ctrl-C
+    meanwhile stops the finishing worker too, as it stops any other."""
     args = [("1" if a == "2" else a) for a in WORKER_ARGS[worker]]  # -w 1
     server = gunicorn(
         *args,
@@ -201,11 +201,6 @@ def test_one_worker_serves_fresh_code_while_its_predecessor_finishes(
     )
     assert "still running" not in server.log()
 
-    if mode == "warm":
-        # Not in warm mode: there, a Ctrl-C just after the replacement's first answer left that
-        # replacement waiting on a lock in 3 of 26 runs (see the note of 2026-12-02);
-        # a finishing worker still gets the stop signals (`WarmArbiter._kill_workers`).
-        return
     # Ctrl-C while a worker finishes a request: the server is gone at once.
     slow, answers = slow_request()
     write(demo_project / "pages" / "version.py", 'VERSION = "v3"\n')

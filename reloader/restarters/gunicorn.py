@@ -21,6 +21,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from .gthread_quit import mend_quit
 from .teardown import skip_teardown_at_exit
 
 __all__ = [
@@ -58,6 +59,7 @@ class GunicornRestarter:
 
     def __init__(self) -> None:
         self._worker = _serving_worker()
+        mend_quit(self._worker)
         timeout = getattr(getattr(self._worker, "cfg", None), "graceful_timeout", None)
         self.graceful_limit: float | None = (
             float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else None
