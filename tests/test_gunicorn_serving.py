@@ -206,3 +206,26 @@ def _ctrl_c_during_first_burst(server: PreforkServer, after: float) -> None:
     )
     for thread in burst:
         thread.join(15)
+
+
+@pytest.mark.parametrize("worker", [*WORKERS, "gevent"])
+def test_a_stop_as_a_replacement_boots_ends_the_server_at_once(
+    plain_server: StartGunicorn, plain_project: Path, worker: str
+) -> None:
+    """A stop that reaches a worker between its fork and its own signal handlers goes to the
+    arbiter's handler it inherited, and gunicorn alone then waits its graceful timeout for
+    that worker. After a save, workers are being forked: a Ctrl-C then is common."""
+    server = plain_server(worker, "--graceful-timeout", "60")
+
+    def boots() -> int:
+        return server.log().count("Booting worker with pid")
+
+    booted = boots()
+    write(plain_project / "plainversion.py", 'VERSION = "v2"\n')
+    wait_until(lambda: boots() > booted, interval=0.001, message=server.log_tail)
+    os.killpg(server.pid, signal.SIGTERM)
+    wait_until(
+        lambda: not group_members(server.pid),
+        10,
+        message=lambda: f"every process gone:\n{server.log_tail()}",
+    )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import signal
 import sys
 from collections.abc import Callable
@@ -36,18 +37,44 @@ def in_gunicorn_worker() -> bool:
     return "gunicorn.workers.base" in sys.modules
 
 
-def _serving_worker() -> Any:
-    """gunicorn's Worker object of this process, from the stack that is loading the app
-    (`self` in Worker.load_wsgi, `worker` in Arbiter.spawn_worker after a preload fork)."""
-    base = sys.modules.get("gunicorn.workers.base")
-    frame = sys._getframe(1)
-    while base is not None and frame is not None:
+def _on_stack(module: str, kind: str) -> Any:
+    """The object of class `module.kind` that a caller of ours holds as `self` or `worker`."""
+    cls = getattr(sys.modules.get(module), kind, None)
+    frame = sys._getframe(2)
+    while isinstance(cls, type) and frame is not None:
         for name in ("self", "worker"):
             candidate = frame.f_locals.get(name)
-            if isinstance(candidate, base.Worker):
+            if isinstance(candidate, cls):
                 return candidate
         frame = frame.f_back  # type: ignore[assignment]
     return None
+
+
+def _serving_worker() -> Any:
+    """gunicorn's Worker object of this process, from the stack that is loading the app
+    (`self` in Worker.load_wsgi, `worker` in Arbiter.spawn_worker after a preload fork)."""
+    return _on_stack("gunicorn.workers.base", "Worker")
+
+
+_STOPS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
+
+
+def _stop_signalled_at_fork() -> bool:
+    """Whether a stop reached this worker between its fork and its own signal handlers, and
+    went to the arbiter's handler it inherited, which queues the signal in this process's copy
+    of the arbiter, where nothing reads it. A Ctrl-C or stop right after a save (a worker is
+    being forked) was lost so, and gunicorn then waited out its graceful timeout for this
+    worker; gevent's workers, which patch the standard library first, lost it most often."""
+    arbiter = _on_stack("gunicorn.arbiter", "Arbiter")
+    queued = getattr(arbiter, "SIG_QUEUE", None)
+    seen: list[object] = []
+    if isinstance(queued, list):  # older gunicorn releases
+        seen, queued[:] = list(queued), []
+    elif queued is not None:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                seen.append(queued.get_nowait())
+    return any(sig in _STOPS for sig in seen)
 
 
 def _nothing() -> None:
@@ -60,6 +87,8 @@ class GunicornRestarter:
     def __init__(self) -> None:
         self._worker = _serving_worker()
         mend_quit(self._worker)
+        if self._worker is not None and _stop_signalled_at_fork():
+            self._worker.alive = False  # as each stop handler begins: it serves nothing, exits
         timeout = getattr(getattr(self._worker, "cfg", None), "graceful_timeout", None)
         self.graceful_limit: float | None = (
             float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else None
