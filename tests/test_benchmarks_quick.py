@@ -1,7 +1,7 @@
 """`python -m benchmarks --quick` runs end to end and writes complete, well-formed results.
 
 This checks the shape of the results and that every server was stopped, not the speed. It
-starts about twenty servers (about three minutes with the browser section's two and the
+starts about forty servers (about four minutes with the browser section's two and the
 real-project section's Wagtail site); deselect it with `-m "not bench"`.
 """
 
