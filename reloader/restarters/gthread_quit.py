@@ -5,42 +5,38 @@ it does for a fresh worker's first concurrent requests (CPython #121649). The wo
 waits forever, and the stop takes gunicorn's graceful timeout before the arbiter kills it.
 Reloads start workers all day, so that moment comes often.
 
-`mend_quit(worker)` wraps that handler: when the lock stays taken, it stops the pool as
-`shutdown(wait=False)` would, without the lock, and lets gunicorn's base handler exit.
+`safe_quit(worker)` makes the handler to put in its place: when the lock stays taken, it stops
+the pool as `shutdown(wait=False)` would, without the lock, and lets gunicorn's base handler
+exit.
 """
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-__all__ = ["mend_quit"]
+__all__ = ["safe_quit"]
 
 # A lock a worker thread holds is free within microseconds; only the thread the signal
 # interrupted never lets go.
 _LOCK_WAIT_S = 0.1
 
 
-def mend_quit(worker: Any) -> None:
-    """Make `worker`'s quit handler safe, if it is a gthread worker whose pool we know."""
+def safe_quit(worker: Any) -> Callable[[int, FrameType | None], None] | None:
+    """A safe quit handler for `worker`, if it is a gthread worker; None otherwise."""
     gthread = sys.modules.get("gunicorn.workers.gthread")
     base = sys.modules.get("gunicorn.workers.base")
     if gthread is None or base is None or not isinstance(worker, gthread.ThreadWorker):
-        return
+        return None
     original = worker.handle_quit
 
     def handle_quit(signum: int, frame: FrameType | None) -> None:
         pool = getattr(worker, "tpool", None)
         lock = getattr(pool, "_shutdown_lock", None)
         queue = getattr(pool, "_work_queue", None)
-        if pool is None or lock is None or queue is None:
-            original(signum, frame)
-            return
-        if lock.acquire(timeout=_LOCK_WAIT_S):
-            lock.release()
+        if pool is None or lock is None or queue is None or _comes_free(lock):
             original(signum, frame)
             return
         # What shutdown(wait=False) does: each thread that takes the None puts it back for
@@ -49,10 +45,11 @@ def mend_quit(worker: Any) -> None:
         queue.put(None)
         base.Worker.handle_quit(worker, signum, frame)
 
-    # On the instance, for an init_signals() still to come (a boot right after a --preload
-    # fork); and in place, where gunicorn installed its handler already.
-    worker.handle_quit = handle_quit
-    for signum in (signal.SIGQUIT, signal.SIGINT):
-        with contextlib.suppress(ValueError):  # not on the main thread: nothing installed
-            if signal.getsignal(signum) == original:
-                signal.signal(signum, handle_quit)
+    return handle_quit
+
+
+def _comes_free(lock: Any) -> bool:
+    if not lock.acquire(timeout=_LOCK_WAIT_S):
+        return False
+    lock.release()
+    return True

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from .gthread_quit import mend_quit
+from .gthread_quit import safe_quit
 from .teardown import skip_teardown_at_exit
 
 __all__ = [
@@ -77,6 +77,18 @@ def _stop_signalled_at_fork() -> bool:
     return any(sig in _STOPS for sig in seen)
 
 
+def _swap_handler(worker: Any, name: str, handler: Callable[..., None], *signums: int) -> None:
+    """Make `handler` gunicorn's `worker.<name>`: on the instance, for an init_signals() still
+    to come (a boot right after a --preload fork), and in place for `signums`, where gunicorn
+    installed the old one already."""
+    original = getattr(worker, name)
+    setattr(worker, name, handler)
+    for signum in signums:
+        with contextlib.suppress(ValueError):  # not on the main thread: nothing installed
+            if signal.getsignal(signum) == original:
+                signal.signal(signum, handler)
+
+
 def _nothing() -> None:
     pass
 
@@ -86,7 +98,9 @@ class GunicornRestarter:
 
     def __init__(self) -> None:
         self._worker = _serving_worker()
-        mend_quit(self._worker)
+        quit_handler = safe_quit(self._worker)
+        if quit_handler is not None:
+            _swap_handler(self._worker, "handle_quit", quit_handler, signal.SIGQUIT, signal.SIGINT)
         if self._worker is not None and _stop_signalled_at_fork():
             self._worker.alive = False  # as each stop handler begins: it serves nothing, exits
         timeout = getattr(getattr(self._worker, "cfg", None), "graceful_timeout", None)
@@ -106,11 +120,7 @@ class GunicornRestarter:
             begin()
             original(signum, frame)
 
-        # On the instance, for an init_signals() still to come (a boot right after a
-        # --preload fork); and in place, where gunicorn installed its handler already.
-        worker.handle_exit = handle_exit
-        if signal.getsignal(signal.SIGTERM) == original:
-            signal.signal(signal.SIGTERM, handle_exit)
+        _swap_handler(worker, "handle_exit", handle_exit, signal.SIGTERM)
 
     def restart(self) -> None:
         worker = self._worker
