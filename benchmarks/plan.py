@@ -63,7 +63,8 @@ def build(
     if "main" in wanted:
         for tool in MAIN_TOOLS:
             with_baseline(tool, "demo", w, LATENCY, LOST, IDLE)
-            with_baseline(tool, settings.large, w, IDLE)
+            if settings.idle_large_all or tool in SCALE_TOOLS:
+                with_baseline(tool, settings.large, w, IDLE)
     if "models" in wanted:
         for tool in MODELS_TOOLS:
             want(tool, "demo", w, MODELS)

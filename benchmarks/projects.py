@@ -25,7 +25,7 @@ class Projects:
         self.progress = progress
         self.made: dict[str, Project] = {}
         self.broken: dict[str, tuple[str, str]] = {}  # name -> (status, reason)
-        self.wagtail = wagtail_site.Generation(host.workdir, WAGTAIL)
+        self.wagtail = wagtail_site.Generation(host.workdir, WAGTAIL, host.wagtail_site)
 
     def start_early(self, names: set[str]) -> None:
         if WAGTAIL in names and self.settings.generate_early and not wagtail_site.missing():

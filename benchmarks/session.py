@@ -87,6 +87,7 @@ class Host:
     apache_user: str | None  # who Apache runs as when we are root
     apache_problem: str | None  # why mod_wsgi cannot run here, if it cannot
     site: Path | None  # the snapshot of reloader under test
+    wagtail_site: Path | None = None  # a migrated Wagtail site to copy (--wagtail-site)
 
 
 @contextmanager

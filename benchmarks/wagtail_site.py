@@ -13,13 +13,15 @@ does. The edits measured:
   imports, the habit that makes a view module part of Django's setup.
 
 `migrate` takes about 20 s (185 migrations, CPU-bound): `Generation.start()` launches it and
-`project()` waits for it, so a quick run can let it run beside its first servers.
+`project()` waits for it, so a quick run can let it run beside its first servers; or a run
+copies a site made before (`--wagtail-site`, as the test suite does).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -177,16 +179,24 @@ def _customise(root: Path) -> None:
 
 class Generation:
     """One Wagtail site in workdir/name: `start()` makes it and launches `migrate`,
-    `project()` waits for that and returns the project."""
+    `project()` waits for that and returns the project. Given a `template` (a site an
+    earlier `Generation` made and `ready()` returned), the site is a copy of it instead:
+    no `wagtail start`, no `migrate`."""
 
-    def __init__(self, workdir: Path, name: str) -> None:
+    def __init__(self, workdir: Path, name: str, template: Path | None = None) -> None:
         self.root = workdir / name
         self.name = name
+        self.template = template
         self._migrate: subprocess.Popen[bytes] | None = None
         self._log = workdir / f"{name}-migrate.log"
+        self._ready = False
 
     def start(self) -> None:
-        if self._migrate is not None:
+        if self._migrate is not None or self.root.exists():
+            return
+        if self.template is not None:
+            shutil.copytree(self.template, self.root, symlinks=True)
+            self._ready = True
             return
         self.root.mkdir()
         subprocess.run(
@@ -207,8 +217,11 @@ class Generation:
                 stderr=subprocess.STDOUT,
             )
 
-    def project(self) -> Project:
+    def ready(self) -> Path:
+        """The migrated site's root, once `migrate` is done (started now if need be)."""
         self.start()
+        if self._ready:
+            return self.root
         assert self._migrate is not None
         try:
             code = self._migrate.wait(timeout=MIGRATE_SECONDS)
@@ -220,6 +233,11 @@ class Generation:
             tail = self._log.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"migrating the Wagtail site failed ({code}):\n{tail}")
         seal(self.root)
+        self._ready = True
+        return self.root
+
+    def project(self) -> Project:
+        self.ready()
         return Project(
             name=self.name,
             root=self.root,

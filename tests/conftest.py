@@ -23,6 +23,8 @@ from support import (
     wait_until,
 )
 
+from benchmarks.wagtail_site import Generation, missing
+
 REPO = Path(__file__).resolve().parent.parent
 DEMO_SRC = REPO / "deploy_examples" / "demo"
 PLAIN_SRC = REPO / "tests" / "fixtures" / "plainapp"
@@ -38,6 +40,36 @@ MARKERS = {
 def pytest_configure(config: pytest.Config) -> None:
     for name, doc in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {doc}")
+
+
+_WAGTAIL = pytest.StashKey[Generation]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """When a selected test needs the Wagtail site, start making it now: its `migrate` (about
+    20 s of one core) then runs beside the tests before it."""
+    if missing() is None and any(
+        "wagtail_template" in getattr(item, "fixturenames", ()) for item in session.items
+    ):
+        workdir = session.config._tmp_path_factory.mktemp("wagtail")  # type: ignore[attr-defined]
+        generation = session.config.stash[_WAGTAIL] = Generation(workdir, "site")
+        generation.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    generation = config.stash.get(_WAGTAIL, None)
+    if generation is not None:
+        generation.stop()
+
+
+@pytest.fixture(scope="session")
+def wagtail_template(request: pytest.FixtureRequest) -> Path:
+    """The site `wagtail start` makes, customised and migrated (see benchmarks/wagtail_site),
+    made once for the session: tests copy it, never edit it."""
+    reason = missing()
+    if reason is not None:
+        pytest.skip(reason)
+    return request.config.stash[_WAGTAIL].ready()
 
 
 @pytest.fixture

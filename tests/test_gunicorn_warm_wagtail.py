@@ -1,13 +1,12 @@
 """Warm mode on the site `wagtail start` makes (issue #11): the arbiter imports the workers'
 third-party modules before Django's settings, many of which need them (django-ninja's
 `conf`, Wagtail's models); a view edit and a models edit are still served fresh, by every
-worker, and no request fails. The site is generated once for the module (about 20 s: `migrate`
-runs Wagtail's 185 migrations)."""
+worker, and no request fails. The site is a copy of the session's (`wagtail_template`, made
+while the tests before it ran: `migrate` runs Wagtail's 185 migrations in about 20 s)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ from support import (
     wait_until,
 )
 
-from benchmarks.wagtail_site import APP, SETTINGS, Generation, missing
+from benchmarks.wagtail_site import APP, SETTINGS, Generation
 
 pytestmark = pytest.mark.gunicorn
 
@@ -33,16 +32,9 @@ VIEW = "/bench/version/"  # home/views.py: "v1 pid=N"
 PAGE = "/about/"  # a page of home/models.py's HomePage: "m1 pid=N" in it
 
 
-@pytest.fixture(scope="module")
-def wagtail_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    reason = missing()
-    if reason is not None:
-        pytest.skip(reason)
-    generation = Generation(tmp_path_factory.mktemp("wagtail"), "site")
-    try:
-        yield generation.project().root
-    finally:
-        generation.stop()
+@pytest.fixture
+def wagtail_site(wagtail_template: Path, tmp_path: Path) -> Path:
+    return Generation(tmp_path, "site", wagtail_template).ready()
 
 
 def _tier_set_up(server: PreforkServer, since: int) -> None:
