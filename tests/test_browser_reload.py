@@ -29,6 +29,7 @@ MODES = {
     "warm": ("-c", "python:reloader.gunicorn"),
 }
 TIMEOUT_MS = DEFAULT_TIMEOUT * 1000
+ACCESS_LOG = ("--access-logfile", "-", "--access-logformat", "pid=%(p)s %(r)s %(s)s %(L)ss")
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +49,10 @@ def live_project(demo_project: Path) -> Path:
 
 
 def start(gunicorn: StartGunicorn, project: Path, mode: str) -> PreforkServer:
-    # django-browser-reload holds a thread per open tab: gthread, as its README says.
+    # django-browser-reload holds a thread per open tab: gthread, as its README says. The
+    # access log names the worker of each answer: a failure's log then tells who served what.
     return gunicorn(
-        *WORKER_ARGS["gthread"], *MODES[mode],
+        *WORKER_ARGS["gthread"], *MODES[mode], *ACCESS_LOG,
         cwd=project,
         env={"DJANGO_SETTINGS_MODULE": LIVE_SETTINGS},
         warm=DEMO_WARM,
@@ -73,12 +75,22 @@ def open_tab(chromium: Any, server: PreforkServer, path: str, text: str) -> Any:
 
 
 def shows(page: Any, text: str) -> None:
-    """Wait for the tab, reloaded by itself, to show `text`."""
-    page.wait_for_function(
-        "text => document.body && document.body.innerText.includes(text)",
-        arg=text,
-        timeout=TIMEOUT_MS,
-    )
+    """Wait for the tab, reloaded by itself, to show `text`; else fail with what it shows."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(
+            "text => document.body && document.body.innerText.includes(text)",
+            arg=text,
+            timeout=TIMEOUT_MS,
+        )
+    except PlaywrightTimeout:
+        shown = page.evaluate("document.body ? document.body.innerText : ''")[:500]
+        loaded = page.evaluate("new Date(performance.timeOrigin).toISOString()")
+        pytest.fail(
+            f"the tab never showed {text!r}: at {page.url} it shows {shown!r}, a document "
+            f"it began to load at {loaded} (compare the server log's times)"
+        )
 
 
 @pytest.mark.parametrize("mode", MODES)
