@@ -79,6 +79,12 @@ def test_sdist_has_the_documents_and_no_half_test_suite(dist: Path) -> None:
     assert not any(n.startswith("tests/") for n in names), sorted(names)
 
 
+def test_pypi_renders_the_description(dist: Path) -> None:
+    """`twine check --strict`: the README, as the long description, renders on PyPI."""
+    checked = _run([sys.executable, "-m", "twine", "check", "--strict", *sorted(dist.iterdir())])
+    assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-3000:]
+
+
 def test_installed_wheel_imports_and_runs_without_django_or_gunicorn(
     dist: Path, tmp_path: Path
 ) -> None:
