@@ -135,7 +135,7 @@ QUICK = Settings(
     generate_early=True,
     browser_tools=("reloader-warm", "runserver"),  # a quick test runs this: two tools only
     browser_timeout=45.0,
-    idle_seconds=0.25,  # 22 quiet periods, each a test's wait: shapes, not figures
+    idle_seconds=0.25,  # 18 quiet periods, each a test's wait: shapes, not figures
     idle_large_all=False,  # 10 servers fewer: the quiet period's code is the demo's
     startup_burst_seconds=0.25,
     settle_seconds=1.0,  # saves stay more than a second apart: never one burst
@@ -151,6 +151,6 @@ QUICK = Settings(
     wrk_runs=1,
     projects={"demo": ProjectSize(0, 20), "large": ProjectSize(400, 20)},
     large="large",
-    scale_workers=(1, 2),
+    scale_workers=(2,),  # the main table's servers: a scale of one point, no server of its own
     scale_projects=("demo", "large"),
 )

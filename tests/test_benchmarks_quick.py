@@ -1,7 +1,7 @@
 """`python -m benchmarks --quick` runs end to end and writes complete, well-formed results.
 
 This checks the shape of the results and that every server was stopped, not the speed. It
-starts 28 servers (about three minutes with the browser section's two and the real-project
+starts 24 servers (about three minutes with the browser section's two and the real-project
 section's Wagtail site, copied from the session's); deselect it with `-m "not bench"`.
 """
 
