@@ -438,6 +438,30 @@ def test_tier_replacements_leave_nothing_behind(
     assert not list(temp.iterdir()), "the run directory outlives the server"
 
 
+def test_a_server_that_halts_at_boot_leaves_no_run_directory(
+    gunicorn: StartGunicorn, demo_project: Path, tmp_path: Path
+) -> None:
+    """A worker that fails to boot (no application named) halts gunicorn, whose halt skips
+    the on_exit hook that removes the run directory: the supervisor, which outlives the
+    arbiter by at most a second, removes it, and nothing of the server is left."""
+    temp = tmp_path / "server-temp"
+    temp.mkdir()
+    server = gunicorn(
+        "-c", "python:reloader.gunicorn", "-w", "4",  # several fail: gunicorn halts in halt()
+        cwd=demo_project,
+        env={"TMPDIR": str(temp)},
+        ready=None,
+        workers=4,
+        helpers=(SUPERVISOR,),
+    )  # fmt: skip
+    wait_until(lambda: server.poll() is not None, message=server.log_tail)
+    assert "Worker failed to boot" in server.log() and "no application to serve" in server.log()
+    wait_until(
+        lambda: not group_members(server.pid, zombies=True) and not list(temp.iterdir()),
+        message=lambda: f"{group_members(server.pid, zombies=True)}, {list(temp.iterdir())}",
+    )
+
+
 TIER_EDITS = int(os.environ.get("RELOADER_LEAK_EDITS", "12"))
 """The issue asks for 50 (RELOADER_LEAK_EDITS=50); 12 keeps CI short."""
 

@@ -7,6 +7,7 @@ watched is lost."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -50,6 +51,9 @@ def main(argv: list[str]) -> None:
             os.kill(arbiter_pid, SIGNAL)  # it makes the directory again
         idle.wait(1.0)
     watcher.stop()
+    # The arbiter ended without its on_exit, which removes the run directory: gunicorn halting
+    # on a worker that failed to boot raises again inside its own halt() and skips the hook.
+    shutil.rmtree(run.path, ignore_errors=True)
 
 
 class RunDirFilter(ChangeFilter):
