@@ -186,10 +186,10 @@ class _Run:
         """Every process that served before a view save is gone RELOADER_GRACE after it
         (looked at until then: most are gone within a second)."""
         deadline = began + GRACE_S + 0.25
-        while before & self.workers() and time.monotonic() < deadline:
+        while (alive := before & self.workers()) and time.monotonic() < deadline:
             time.sleep(0.05)
         self.grace["view_saves_checked"] += 1
-        if before & self.workers():
+        if alive:
             self.grace["old_alive_after_grace"] += 1
 
 
