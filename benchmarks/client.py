@@ -18,6 +18,9 @@ from dataclasses import dataclass
 
 HOST = "127.0.0.1"  # loopback only, by design
 _SERVED = re.compile(rb"([\w.-]+) pid=(\d+)")
+REDIRECTS = 5
+"""307s and 308s followed, as a browser does: a restarting worker sends a request it should
+not answer with its old code to ask again."""
 
 
 @dataclass(frozen=True)
@@ -39,21 +42,26 @@ def fetch(port: int, path: str, timeout: float = 5.0) -> Reply:
     status: int | None = None
     body = b""
     error: str | None = None
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        conn.request("GET", path, headers={"Connection": "close"})
-        response = conn.getresponse()
-        status, body = response.status, response.read()
-    except ConnectionRefusedError:
-        error = "refused"
-    except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
-        error = "reset"
-    except TimeoutError:
-        error = "timeout"
-    except (OSError, http.client.HTTPException):
-        error = "oserror"
-    finally:
-        conn.close()
+    for _ in range(REDIRECTS + 1):
+        conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+        try:
+            conn.request("GET", path, headers={"Connection": "close"})
+            response = conn.getresponse()
+            status, body = response.status, response.read()
+        except ConnectionRefusedError:
+            error = "refused"
+        except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+            error = "reset"
+        except TimeoutError:
+            error = "timeout"
+        except (OSError, http.client.HTTPException):
+            error = "oserror"
+        finally:
+            conn.close()
+        location = response.getheader("Location") if status in (307, 308) else None
+        if error is not None or not location:
+            break
+        path = location
     if status is not None and status >= 400:
         error = f"http-{status // 100}xx"
     match = _SERVED.search(body) if status == 200 else None

@@ -9,7 +9,8 @@ process withdraws its entry when it restarts; one that learns of a restart which
 concern it (it never imported the files) moves its entry on. A process that loaded just after
 a save waits, before its first answer, until no entry older than that save is left (at most
 `WAIT_S`), and every process looks at the last restart's record before each request (one
-`stat`): a process behind restarts before it takes another request.
+`stat`): a process behind restarts then, and answers no request with its old code from then on
+(`InFlight.outdate`), that one included.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +66,17 @@ class Peers:
             self.path.unlink()
 
     def behind(self, saved_ns: int) -> list[int]:
-        """The other processes still serving whose code is older than `saved_ns`. Entries of
-        processes gone (killed before they could withdraw) are removed."""
-        pids = []
+        """The other processes still serving whose code is older than `saved_ns`."""
+        return [pid for pid, current in self._others() if current < saved_ns]
+
+    def current_elsewhere(self, saved_ns: int) -> bool:
+        """Whether another process serves code as new as `saved_ns`: one that may have
+        answered with it already."""
+        return any(current >= saved_ns for _, current in self._others())
+
+    def _others(self) -> Iterator[tuple[int, int]]:
+        """Each other serving process and the save it is current with. Entries of processes
+        gone (killed before they could withdraw) are removed."""
         with contextlib.suppress(OSError), os.scandir(self.directory) as entries:
             for entry in entries:
                 pid_text = entry.name.removeprefix(PREFIX)
@@ -82,9 +91,8 @@ class Peers:
                 if start_ticks(pid) not in (ticks, 0):
                     with contextlib.suppress(OSError):
                         os.unlink(entry.path)
-                elif current < saved_ns:
-                    pids.append(pid)
-        return pids
+                else:
+                    yield pid, current
 
     def wait(self, saved_ns: int, timeout: float = WAIT_S) -> list[int]:
         """Wait until no other process serves code older than `saved_ns`, or `timeout`
@@ -132,10 +140,14 @@ class FollowRestarts:
             stamp = self._stamp()
             if stamp == self._seen:
                 return
-            self._seen = stamp
-            restart = last_restart(self.directory)
-            if restart is not None:
-                self.on_restart(restart)
+            # Seen only once judged: a request on another thread that finds the record seen
+            # must find the verdict applied (a restart under way), not one still being made.
+            try:
+                restart = last_restart(self.directory)
+                if restart is not None:
+                    self.on_restart(restart)
+            finally:
+                self._seen = stamp
 
     def wrap(self, app: Callable[..., Any]) -> Callable[..., Any]:
         check = self.check

@@ -115,6 +115,7 @@ class Worker:
             sources.loading = False
         if burst is not None and burst.waited:
             logger.info("waited %.1f s for a burst of saves to settle", burst.waited)
+        served = self.inflight.wrap(served)
         if self.django is not None and self.shared is not None:
             served = self._follow_refreshes(self.shared, served)
         if run is not None:
@@ -135,8 +136,10 @@ class Worker:
         if late:
             self._changed(late)
         elif run is None and self.shared is not None:
+            # Outermost: a look that finds this process behind outdates it before the request
+            # is served.
             served = self._join_peers(self.shared, started_ns, changes, served)
-        return self.inflight.wrap(served)
+        return served
 
     def _join_peers(
         self,
@@ -241,8 +244,14 @@ class Worker:
         if self.restarting:
             return True  # the check after loading and the watcher may both see one save
         self.restarting = True
-        if self.peers is not None:
-            self.peers.withdraw()
+        # Before the peers hear of it: once they do, they may answer with the new code.
+        peers = self.peers
+        if peers is None:
+            self.inflight.outdate()
+        else:
+            saved_ns = max(map(change_ns, paths), default=0) or self.started_ns + 1
+            self.inflight.outdate(functools.partial(peers.current_elsewhere, saved_ns))
+            peers.withdraw()
         discard_bytecode(paths)
         if self.shared is not None and self.publishes:
             project = self.sources.project_directories() if self.sources else ()

@@ -104,26 +104,41 @@ class Response:
     status: int
     headers: dict[str, str]  # lower-cased names
     body: str
+    redirects: int = 0
+    """The 307s and 308s followed to get it."""
 
     @property
     def content_type(self) -> str:
         return self.headers.get("content-type", "")
 
 
+REDIRECTS = 5
+"""How many times ``get`` asks again where a 307 or 308 says (a browser allows 20)."""
+
+
 def get(url: str, headers: Mapping[str, str] | None = None, timeout: float = 30.0) -> Response:
-    """GET ``url`` on a fresh connection (so requests spread over workers); raise on errors."""
+    """GET ``url`` on a fresh connection (so requests spread over workers); raise on errors.
+    A ``307`` or ``308`` is followed on a new connection, as browsers and HTTP libraries do
+    (a worker that learns its code is old sends what it took since to ask again); the answer
+    says how many were (``redirects``)."""
     parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-    try:
-        target = parts.path or "/"
-        if parts.query:
-            target += "?" + parts.query
-        conn.request("GET", target, headers={"Connection": "close", **(headers or {})})
-        resp = conn.getresponse()
-        body = resp.read().decode("utf-8", "replace")
-        return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, body)
-    finally:
-        conn.close()
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    for redirects in range(REDIRECTS + 1):
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        try:
+            conn.request("GET", target, headers={"Connection": "close", **(headers or {})})
+            resp = conn.getresponse()
+            body = resp.read().decode("utf-8", "replace")
+        finally:
+            conn.close()
+        location = resp.getheader("Location")
+        if resp.status not in (307, 308) or not location or redirects == REDIRECTS:
+            break
+        target = location
+    lowered = {k.lower(): v for k, v in resp.getheaders()}
+    return Response(resp.status, lowered, body, redirects)
 
 
 def try_get(

@@ -18,6 +18,12 @@ browser tab that holds the stream hears of the restart only then. So, once a sto
   `EventSource` and HTTP libraries follow on a new connection (the server closes this one),
   and only a fresh process accepts new connections. The first request of a connection was
   sent before the stop (the connection was accepted before it) and is served;
+- except in a process that knows its code is older than a save (`outdate`), once another
+  process may have answered with the new code: every request it begins then gets that `307`,
+  the first of a connection too, since it may have been sent after such an answer (a late
+  watcher, see `peers`: the request whose look at the last restart found this process behind,
+  those gunicorn's gthread worker read before its loop looked at `alive`). Before that, what
+  it begins was sent before any fresh answer, and is served;
 - the server may start the process's replacement at once rather than when it exits (see
   `hand_over`), so that what is still running does not keep new requests waiting;
 - whatever is still running after the grace is logged, and the process exits, whatever its
@@ -76,6 +82,9 @@ class InFlight:
         self._kept_alive: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         """Connections that were answered once already."""
         self.stopping = False
+        self._outdated: Callable[[], bool] | None = None
+        """Once this process holds code older than a save: whether it may begin no more
+        requests (see `outdate`)."""
         self._when_idle: Callable[[], None] | None = None
         """Called once no request is left (see `hand_over`)."""
         self._handed_over = False
@@ -83,6 +92,8 @@ class InFlight:
     def wrap(self, app: WSGIApp) -> WSGIApp:
         def tracked_app(environ: Mapping[str, Any], start_response: Any) -> Iterable[bytes]:
             connection = _connection(environ)
+            if self._outdated is not None and self._outdated():
+                return _elsewhere(environ, start_response)
             if connection is not None:
                 if self.stopping and connection in self._kept_alive:
                     return _elsewhere(environ, start_response)
@@ -153,6 +164,23 @@ class InFlight:
                 self._when_idle, done = done, None
         if done is not None:
             done()
+
+    def outdate(self, answered_elsewhere: Callable[[], bool] | None = None) -> None:
+        """This process's code is older than a save. From now on, once `answered_elsewhere()`
+        is true (another process may have answered with the new code; always, when not
+        given), every request is sent to ask again, whatever its connection. Call it before
+        the process tells its peers that it no longer serves."""
+        if answered_elsewhere is None:
+            self._outdated = _always
+            return
+        answered = False
+
+        def outdated() -> bool:
+            nonlocal answered  # once true, for good: an answer given stays given
+            answered = answered or answered_elsewhere()
+            return answered
+
+        self._outdated = outdated
 
     def streams_open(self) -> bool:
         """Whether a response of unknown length is being streamed now (an event stream)."""
@@ -232,6 +260,10 @@ class _Tracked:
             close()
 
 
+def _always() -> bool:
+    return True
+
+
 def _elsewhere(environ: Mapping[str, Any], start_response: Any) -> list[bytes]:
     """The same request, asked again: the URL as the client sent it where the server keeps it
     (gunicorn's RAW_URI, mod_wsgi's and uWSGI's REQUEST_URI), else rebuilt from the environ."""
@@ -242,6 +274,7 @@ def _elsewhere(environ: Mapping[str, Any], start_response: Any) -> list[bytes]:
         target = urllib.parse.quote(path.encode("latin-1", "replace"), safe="/:@!$&'()*+,;=~")
         if environ.get("QUERY_STRING"):
             target += "?" + environ["QUERY_STRING"]
+    _drain(environ)
     body = b"This process is restarting for new code: ask again.\n"
     start_response(
         "307 Temporary Redirect",
@@ -253,6 +286,25 @@ def _elsewhere(environ: Mapping[str, Any], start_response: Any) -> list[bytes]:
         ],
     )
     return [body]
+
+
+_DRAIN_LIMIT = 16 << 20
+"""The largest request body read before the `307` (bytes): the client sends it again."""
+
+
+def _drain(environ: Mapping[str, Any]) -> None:
+    """Read the request's body, unread: a server that closes a connection with data still
+    unread makes the kernel reset it, and the client may lose the `307` with it."""
+    stream = environ.get("wsgi.input")
+    try:
+        left = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return
+    if stream is None or not 0 < left <= _DRAIN_LIMIT:
+        return
+    with contextlib.suppress(Exception):  # a client gone or a body cut short: nothing to do
+        while left > 0 and (chunk := stream.read(min(left, 1 << 16))):
+            left -= len(chunk)
 
 
 CONNECTION_KEYS = ("gunicorn.socket",)

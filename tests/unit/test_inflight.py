@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -117,6 +118,52 @@ def test_a_kept_alive_connection_read_while_stopping_is_sent_to_ask_again() -> N
     finally:
         reused.close()
         fresh.close()
+
+
+def test_outdated_code_answers_until_another_process_may_have_answered_with_new_code() -> None:
+    """Then every request is sent to ask again, even the first of a connection: it may have
+    been sent after that answer. Its body is read first, so that the 307 is not lost in a
+    reset connection."""
+    called: list[str] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        called.append(environ["PATH_INFO"])
+        return [b"old"]
+
+    inflight = InFlight()
+    wrapped = inflight.wrap(app)
+    fresh_elsewhere = [False]
+    inflight.outdate(lambda: fresh_elsewhere.pop())
+    assert list(wrapped({"PATH_INFO": "/before"}, lambda *a: None)) == [b"old"]
+    fresh_elsewhere[:] = [True]
+    seen: list[Any] = []
+    body = io.BytesIO(b"a=1" * 50_000)
+    fresh = socket.socket()
+    try:
+        environ = {
+            "gunicorn.socket": fresh,
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/form/",
+            "CONTENT_LENGTH": str(len(body.getvalue())),
+            "wsgi.input": body,
+        }
+        answer = b"".join(wrapped(environ, lambda status, headers: seen.append((status, headers))))
+    finally:
+        fresh.close()
+    assert b"old" not in answer and called == ["/before"]
+    status, headers = seen[-1]
+    assert status.startswith("307") and dict(headers)["Location"] == "/form/"
+    assert body.read() == b""
+    # Asked once: an answer given elsewhere stays given (the list is empty now).
+    wrapped({"PATH_INFO": "/again"}, lambda *a: None)
+    assert called == ["/before"]
+
+
+def test_outdated_code_with_no_peers_known_answers_nothing() -> None:
+    inflight = InFlight()
+    wrapped = inflight.wrap(lambda environ, start_response: [b"old"])
+    inflight.outdate()
+    assert b"old" not in b"".join(wrapped({"PATH_INFO": "/"}, lambda *a: None))
 
 
 def test_a_replacement_is_asked_for_once_and_given_back_when_the_last_request_ends() -> None:

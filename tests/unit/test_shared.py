@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from reloader.bursts import QUIET_NS, BurstWatch, record_restart
+from reloader.bursts import QUIET_NS, BurstWatch, Restart, record_restart
 from reloader.importclock import ImportClock
+from reloader.peers import PREFIX, FollowRestarts, Peers
 from reloader.refreshlog import RefreshLog
-from reloader.rendezvous import server_directory
+from reloader.rendezvous import server_directory, start_ticks
 from reloader.watching import ChangeFilter, Sources
 
 
@@ -236,3 +237,44 @@ def test_a_module_saved_before_its_import_is_not_stale(tmp_path: Path) -> None:
         sys.modules.pop("shared_after", None)
     assert late == {after}
     assert clock not in sys.meta_path
+
+
+def test_a_request_beside_the_look_that_finds_a_restart_waits_for_its_verdict(
+    tmp_path: Path,
+) -> None:
+    """Two requests on two threads find the same new restart record: the second is served
+    only once the first has judged it (and, in a process behind, outdated it)."""
+    judging, verdict = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def on_restart(restart: Restart) -> None:
+        judging.set()
+        verdict.wait(10)
+        order.append("judged")
+
+    follow = FollowRestarts(tmp_path, on_restart)
+    app = follow.wrap(lambda environ, start_response: order.append("served"))
+    record_restart(tmp_path, [tmp_path / "views.py"])
+    first = threading.Thread(target=app, args=({}, None))
+    first.start()
+    assert judging.wait(10)
+    second = threading.Thread(target=app, args=({}, None))
+    second.start()
+    second.join(0.3)
+    assert order == []  # the second waits for the verdict rather than going on
+    verdict.set()
+    first.join(10)
+    second.join(10)
+    assert order == ["judged", "served", "served"]
+
+
+def test_a_peer_current_with_a_save_is_one_that_may_have_answered_with_it(tmp_path: Path) -> None:
+    me, other = Peers(tmp_path), Peers(tmp_path)
+    other.path = tmp_path / f"{PREFIX}{os.getppid()}"  # a live process that is not this one
+    other._ticks = start_ticks(os.getppid()) or 0
+    other.enter(100)
+    assert me.behind(200) == [os.getppid()] and not me.current_elsewhere(200)
+    other.enter(200)
+    assert me.behind(200) == [] and me.current_elsewhere(200)
+    other.withdraw()
+    assert not me.current_elsewhere(200)
