@@ -88,9 +88,10 @@ StartGunicorn = Callable[..., PreforkServer]
 
 
 def _workers_from(args: tuple[str, ...], default: int) -> int:
-    for flag in ("-w", "--workers"):
-        if flag in args:
-            return int(args[args.index(flag) + 1])
+    """The number of workers `args` asks for: as for gunicorn, the last `-w` counts."""
+    for i in range(len(args) - 2, -1, -1):
+        if args[i] in ("-w", "--workers"):
+            return int(args[i + 1])
     return default
 
 

@@ -229,3 +229,30 @@ def test_a_stop_as_a_replacement_boots_ends_the_server_at_once(
         10,
         message=lambda: f"every process gone:\n{server.log_tail()}",
     )
+
+
+def test_a_stopping_gevent_worker_takes_no_new_connection(plain_server: StartGunicorn) -> None:
+    """gunicorn's gevent worker, left to itself, goes on accepting for up to a second after
+    its SIGTERM and answers with the code it is stopping for, while warm mode's fresh workers,
+    or the peers of a worker that restarted, may answer with the new. With one worker, what
+    is asked after the stop must wait for the fresh one."""
+    server = plain_server("gevent", "-w", "1")
+    (old,) = server.worker_pids()
+    port = int(server.base_url.rsplit(":", 1)[1])
+    answers: list[tuple[float, str]] = []
+
+    def ask() -> None:
+        sent = time.monotonic()
+        resp = get(f"http://127.0.0.1:{port}/", timeout=30)
+        answers.append((sent, resp.body))
+
+    stopped = time.monotonic()
+    os.kill(old, signal.SIGTERM)
+    with ThreadPoolExecutor(16) as pool:
+        for _ in range(40):  # one every 25 ms: a second and the stop's first moments
+            pool.submit(ask)
+            time.sleep(0.025)
+    assert len(answers) == 40
+    # Enough for the signal to arrive and the servers to close (a greenlet's switch).
+    late = [body for sent, body in answers if sent > stopped + 0.1 and f"pid={old}" in body]
+    assert not late, f"{len(late)} of {len(answers)} asked after the stop were answered by it"
