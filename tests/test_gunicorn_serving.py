@@ -4,6 +4,7 @@ requests finish, print() shows up), Django's no-restart reloads, and the off swi
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ from support import (
     QUIET_PERIOD,
     PreforkServer,
     Response,
+    SteadyLoad,
     assert_fresh_everywhere,
     assert_refreshes_never_go_back,
     get,
@@ -256,3 +258,22 @@ def test_a_stopping_gevent_worker_takes_no_new_connection(plain_server: StartGun
     # Enough for the signal to arrive and the servers to close (a greenlet's switch).
     late = [body for sent, body in answers if sent > stopped + 0.1 and f"pid={old}" in body]
     assert not late, f"{len(late)} of {len(answers)} asked after the stop were answered by it"
+
+
+def test_a_stopping_gevent_worker_answers_what_it_accepted(plain_server: StartGunicorn) -> None:
+    """What a gevent worker accepted in the moment of its stop is answered, not dropped: its
+    servers stop accepting, and their sockets stay open for the connections still starting."""
+    server = plain_server("gevent", "-w", "2")
+
+    def replaced(old: int) -> bool:
+        pids = server.worker_pids()
+        return len(pids) == 2 and old not in pids
+
+    with SteadyLoad(server.url("/"), clients=8) as load:
+        for _ in range(20):
+            old = server.worker_pids()[0]
+            os.kill(old, signal.SIGTERM)
+            wait_until(functools.partial(replaced, old), message=server.log)
+    dropped = [a for a in load.answers if a.status != 200]
+    assert len(load.answers) > 100, "the clients barely ran; the test proves nothing"
+    assert not dropped, f"{len(dropped)} of {len(load.answers)} unanswered: {dropped[:3]}"

@@ -4,10 +4,13 @@ servers. A worker stopping for new code would answer them with that code, after 
 peers may have answered with the new one (warm mode's workers all stop at once and trust
 that each stops taking connections as it is told).
 
-`closes_servers(worker)` returns, for a gevent worker, what closes its servers now, as gunicorn
-would a second later: what it accepted goes on until done, and new connections wait in the
-backlog for a fresh worker. It knows the servers by watching them start (gunicorn keeps them
-in a local variable of its `run()`), which is why it must be called before `run()`.
+`stops_accepting(worker)` returns, for a gevent worker, what stops its servers accepting now:
+what it accepted goes on until done, and new connections wait in the backlog for a fresh
+worker. The sockets stay open until gunicorn closes the servers a second later: a connection
+accepted just before the stop, whose greenlet has not yet run, asks its listener for its name
+first thing, and a closed one would make gunicorn drop it unanswered. It knows the servers by
+watching them start (gunicorn keeps them in a local variable of its `run()`), which is why it
+must be called before `run()`.
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["closes_servers"]
+__all__ = ["stops_accepting"]
 
 
-def closes_servers(worker: Any) -> Callable[[], None] | None:
+def stops_accepting(worker: Any) -> Callable[[], None] | None:
     """What stops `worker`'s servers accepting, if it is a gevent worker; None otherwise."""
     ggevent = sys.modules.get("gunicorn.workers.ggevent")
     if ggevent is None or not isinstance(worker, ggevent.GeventWorker):
@@ -40,9 +43,15 @@ def closes_servers(worker: Any) -> Callable[[], None] | None:
 
     BaseServer.start = start_and_note
 
-    def close_now() -> None:
+    def stop_now() -> None:
         for server in list(servers):
-            server.close()
+            server.stop_accepting()
+            # A pool that was full starts accepting again as a slot frees; not any more.
+            server.start_accepting = _never
 
-    # Out of the signal handler, as gunicorn's own handlers do: closing may switch greenlets.
-    return lambda: gevent.spawn(close_now)
+    # Out of the signal handler, as gunicorn's own handlers do.
+    return lambda: gevent.spawn(stop_now)
+
+
+def _never() -> None:
+    pass

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from .gevent_accept import closes_servers
+from .gevent_accept import stops_accepting
 from .gthread_quit import safe_quit
 from .teardown import skip_teardown_at_exit
 
@@ -99,7 +99,7 @@ class GunicornRestarter:
 
     def __init__(self) -> None:
         self._worker = _serving_worker()
-        self._close_servers = closes_servers(self._worker)
+        self._stop_accepting = stops_accepting(self._worker)
         quit_handler = safe_quit(self._worker)
         if quit_handler is not None:
             _swap_handler(self._worker, "handle_quit", quit_handler, signal.SIGQUIT, signal.SIGINT)
@@ -117,13 +117,13 @@ class GunicornRestarter:
         if worker is None:
             return
         original = worker.handle_exit
-        close_servers = self._close_servers
+        stop_accepting = self._stop_accepting
 
         def handle_exit(signum: int, frame: FrameType | None) -> None:
             begin()
             original(signum, frame)
-            if close_servers is not None:
-                close_servers()
+            if stop_accepting is not None:
+                stop_accepting()
 
         _swap_handler(worker, "handle_exit", handle_exit, signal.SIGTERM)
 
