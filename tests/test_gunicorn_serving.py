@@ -255,7 +255,7 @@ def test_a_stopping_gevent_worker_takes_no_new_connection(plain_server: StartGun
             pool.submit(ask)
             time.sleep(0.025)
     assert len(answers) == 40
-    # Enough for the signal to arrive and the servers to close (a greenlet's switch).
+    # Enough for the signal to arrive and the servers to stop accepting (a greenlet's switch).
     late = [body for sent, body in answers if sent > stopped + 0.1 and f"pid={old}" in body]
     assert not late, f"{len(late)} of {len(answers)} asked after the stop were answered by it"
 
