@@ -22,6 +22,7 @@ from .bursts import BurstWatch, Restart, last_restart, record_restart
 from .bytecode import discard_bytecode
 from .importclock import ImportClock
 from .integrations.django import DjangoBridge, django_ready, load_urlconf
+from .libraries import share_library_lookups
 from .log import (
     describe_paths,
     log_failure,
@@ -92,6 +93,8 @@ class Worker:
         accept = self.accept = ChangeFilter(self.options.ignore, sources.cwd)
         self.shared = run.path if run is not None else server_directory(describe(self.target))
         self.publishes = run is None
+        if self.shared is not None:
+            share_library_lookups(self.shared)
         if run is not None:
             self.replace_early = functools.partial(ask_for_replacement, run)
         # Before anything is read: a burst of saves still going on is waited for.
