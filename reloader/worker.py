@@ -22,6 +22,7 @@ from .bursts import BurstWatch, Restart, last_restart, record_restart
 from .bytecode import discard_bytecode
 from .importclock import ImportClock
 from .integrations.django import DjangoBridge, django_ready, load_urlconf
+from .integrations.wakeup import wake_streams
 from .libraries import share_library_lookups
 from .log import (
     describe_paths,
@@ -227,6 +228,8 @@ class Worker:
         limit = self.restarter.graceful_limit
         grace = self.options.grace if limit is None else min(self.options.grace, limit)
         self.inflight.stop(grace)
+        if self.inflight.streams_open():
+            wake_streams()
         self.inflight.hand_over(self.replace_early)
 
     def _replace_if_ours(self) -> Callable[[], None] | None:

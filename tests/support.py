@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from benchmarks.live_reload import STREAM_OPENED, make_live
+
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = float(os.environ.get("RELOADER_TEST_TIMEOUT", "60"))
@@ -215,6 +217,30 @@ class EventStream:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+SLOW_PINGS = """
+import django_browser_reload.views
+
+# Pings a minute apart: a stream left to end at its next chunk holds its process that long.
+django_browser_reload.views.PING_DELAY = 60.0
+"""
+
+
+def make_live_pinging_slowly(project: Path) -> Path:
+    """`make_live(project)` (django-browser-reload in the demo), its streams pinging a minute
+    apart; returns the project."""
+    make_live(project)
+    urls = project / "demo" / "live_urls.py"
+    urls.write_text(urls.read_text() + SLOW_PINGS)
+    return project
+
+
+def stream_holder(log: str) -> int:
+    """The process that opened the one django-browser-reload stream a server's `log` shows."""
+    pids = {int(pid) for pid in re.findall(rf"{STREAM_OPENED} pid=(\d+)", log)}
+    assert len(pids) == 1, f"one process should hold the stream, the log shows {pids}"
+    return pids.pop()
 
 
 # --------------------------------------------------------------------------- processes

@@ -31,12 +31,16 @@ from support import (
     get,
     get_many,
     lines_naming_pid,
+    make_live_pinging_slowly,
     restart_lines,
+    stream_holder,
     thread_names,
     wait_for_body,
     wait_until,
     write,
 )
+
+from benchmarks.live_reload import LIVE_SETTINGS
 
 # mod_wsgi's default shutdown-timeout: how long a daemon process told to stop waits for its
 # requests (and its threads) before it is killed.
@@ -65,11 +69,12 @@ def launch() -> Iterator[Launcher]:
 
 @pytest.fixture
 def apache_site(launch: Launcher) -> StartSite:
-    """``start(embedded=False, script_suffix="", ready=..., warm=True)``: Apache serving a copy
-    of the demo project through a copy of the shipped vhost and dev.wsgi.
+    """``start(embedded=False, script_suffix="", ready=..., warm=True, prepare=None)``: Apache
+    serving a copy of the demo project through a copy of the shipped vhost and dev.wsgi.
 
     ``script_suffix`` is appended to dev.wsgi (to make the script itself fail); ``warm``
-    makes every daemon process serve a request, so that each has imported the views.
+    makes every daemon process serve a request, so that each has imported the views;
+    ``prepare`` is called with the project's copy before Apache starts.
     """
 
     def start(
@@ -78,8 +83,11 @@ def apache_site(launch: Launcher) -> StartSite:
         script_suffix: str = "",
         ready: str | None = "/version/",
         warm: bool = True,
+        prepare: Callable[[Path], object] | None = None,
     ) -> Site:
         project = launch.copy(DEMO_SRC)
+        if prepare is not None:
+            prepare(project)
         wsgi_dir = launch.copy(APACHE_EXAMPLE)
         if script_suffix:
             script = wsgi_dir / "dev.wsgi"
@@ -337,3 +345,28 @@ def test_a_save_ends_open_streams_instead_of_waiting_for_the_shutdown_timeout(
     finally:
         for stream in streams:
             stream.close()
+
+
+def serve_live_pinging_slowly(project: Path) -> None:
+    make_live_pinging_slowly(project)
+    edit(project / "demo" / "wsgi.py", '"demo.settings"', f'"{LIVE_SETTINGS}"')
+
+
+def test_a_django_browser_reload_stream_lets_its_daemon_process_go_at_once(
+    apache_site: StartSite,
+) -> None:
+    site = apache_site(prepare=serve_live_pinging_slowly)
+    server = site.server
+    with EventStream(site.url("/__reload__/events/")) as stream:
+        stream.wait_events()
+        holder = stream_holder(server.log())
+        write(site.project / "pages" / "version.py", version_source("v2"))
+        # Under mod_wsgi a stream ends once it yields: at once, its flag raised, where its
+        # next ping would have come after mod_wsgi's shutdown-timeout had killed the process.
+        assert stream.ended.wait(60), server.log_tail()
+        wait_until(
+            lambda: holder not in server.worker_pids(),
+            message=lambda: f"the daemon process holding the stream to exit:\n{server.log_tail()}",
+        )
+    assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+    assert "timeout expired" not in server.log().lower(), server.log_tail()

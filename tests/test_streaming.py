@@ -27,7 +27,9 @@ from support import (
     assert_fresh_everywhere,
     edit,
     group_members,
+    make_live_pinging_slowly,
     restart_lines,
+    stream_holder,
     try_get,
     wait_for_body,
     wait_until,
@@ -271,3 +273,23 @@ def test_every_fresh_worker_is_new_to_django_browser_reload(
         fresh = version_ids(server)
         assert not fresh & seen, f"a tab would not reload after the {module} edit"
         seen |= fresh
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_django_browser_reload_stream_lets_its_worker_go_at_once(
+    gunicorn: StartGunicorn, demo_project: Path, mode: str
+) -> None:
+    project = make_live_pinging_slowly(demo_project)
+    server = start(gunicorn, project, "gthread", mode, DJANGO_SETTINGS_MODULE=LIVE_SETTINGS)
+    with EventStream(server.url("/__reload__/events/")) as stream:
+        stream.wait_events()
+        holder = stream_holder(server.log())
+        write(project / "pages" / "version.py", 'VERSION = "v2"\n')
+        assert stream.ended.wait(ENDED_WITHIN), server.log_tail()
+        wait_until(
+            lambda: holder not in server.worker_pids(),
+            timeout=ENDED_WITHIN,
+            message=lambda: f"the worker that held the stream to exit:\n{server.log_tail()}",
+        )
+    assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
+    assert "still running" not in server.log(), "nothing had to be cut"
