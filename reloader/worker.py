@@ -22,7 +22,7 @@ from .bursts import BurstWatch, Restart, last_restart, record_restart
 from .bytecode import discard_bytecode
 from .importclock import ImportClock
 from .integrations.django import DjangoBridge, django_ready, load_urlconf
-from .integrations.wakeup import wake_streams
+from .integrations.stream_flags import wake_streams
 from .libraries import share_library_lookups
 from .log import (
     describe_paths,

@@ -66,6 +66,11 @@ def start(
     )  # fmt: skip
 
 
+def start_live(gunicorn: StartGunicorn, project: Path, mode: str) -> PreforkServer:
+    """gthread workers serving the demo with django-browser-reload (see `make_live`)."""
+    return start(gunicorn, project, "gthread", mode, DJANGO_SETTINGS_MODULE=LIVE_SETTINGS)
+
+
 def stream_pid(stream: EventStream) -> int:
     return answer_pid(stream.wait_events()[0])
 
@@ -258,7 +263,7 @@ def test_every_fresh_worker_is_new_to_django_browser_reload(
     gunicorn: StartGunicorn, demo_project: Path, mode: str
 ) -> None:
     project = make_live(demo_project)
-    server = start(gunicorn, project, "gthread", mode, DJANGO_SETTINGS_MODULE=LIVE_SETTINGS)
+    server = start_live(gunicorn, project, mode)
     seen = version_ids(server)
     # A view edit restarts the workers; a models edit, in warm mode, the arbiter too.
     # Twice a view edit: the second restart forks from an arbiter that has set Django up.
@@ -279,12 +284,11 @@ def test_every_fresh_worker_is_new_to_django_browser_reload(
 def test_a_django_browser_reload_stream_lets_its_worker_go_at_once(
     gunicorn: StartGunicorn, demo_project: Path, mode: str
 ) -> None:
-    project = make_live_pinging_slowly(demo_project)
-    server = start(gunicorn, project, "gthread", mode, DJANGO_SETTINGS_MODULE=LIVE_SETTINGS)
+    server = start_live(gunicorn, make_live_pinging_slowly(demo_project), mode)
     with EventStream(server.url("/__reload__/events/")) as stream:
         stream.wait_events()
         holder = stream_holder(server.log())
-        write(project / "pages" / "version.py", 'VERSION = "v2"\n')
+        write(demo_project / "pages" / "version.py", 'VERSION = "v2"\n')
         assert stream.ended.wait(ENDED_WITHIN), server.log_tail()
         wait_until(
             lambda: holder not in server.worker_pids(),

@@ -17,7 +17,7 @@ from typing import Any
 from ..log import describe_paths
 from ..watching import Pattern, Sources
 from ..watching.plan import split_glob
-from .unheard import forget_unheard_flags
+from .stream_flags import forget_unheard_flags
 
 __all__ = ["DjangoBridge", "django_ready", "load_urlconf"]
 
