@@ -17,7 +17,7 @@ from typing import Any
 from ..log import describe_paths
 from ..watching import Pattern, Sources
 from ..watching.plan import split_glob
-from .stream_flags import forget_unheard_flags
+from .stream_flags import forget_unheard_flags, hurry_heard_flags
 
 __all__ = ["DjangoBridge", "django_ready", "load_urlconf"]
 
@@ -123,7 +123,9 @@ class DjangoBridge:
                 refreshed.add(path)
         if refreshed:
             logger.info("refreshed without a restart: %s", describe_paths(refreshed))
-            if not self._streams_open():
+            if self._streams_open():
+                hurry_heard_flags()
+            else:
                 forget_unheard_flags()
         return settled
 
