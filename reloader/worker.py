@@ -227,20 +227,10 @@ class Worker:
         assert self.restarter is not None
         limit = self.restarter.graceful_limit
         grace = self.options.grace if limit is None else min(self.options.grace, limit)
-        # Woken for new code only: at the server's own stop the tab must not reload a page
-        # that nothing will serve.
-        self.inflight.stop(grace, wake_streams if self._for_new_code() else None)
+        self.inflight.stop(grace)
+        if self.inflight.streams_open():
+            wake_streams()
         self.inflight.hand_over(self.replace_early)
-
-    def _for_new_code(self) -> bool:
-        """Whether this stop is a restart for changed code rather than the server's stop: one
-        of ours, or in warm mode one the supervisor recorded for a change after our start."""
-        if self.restarting:
-            return True
-        if self.publishes or self.shared is None:
-            return False
-        restart = last_restart(self.shared)
-        return restart is not None and restart.changed_ns > self.started_ns
 
     def _replace_if_ours(self) -> Callable[[], None] | None:
         if not self.restarting or self.restarter is None:

@@ -19,9 +19,8 @@ template changes (50 ms later, from a timer: its debounce).
   its next ping the process lives on; under a server that starts the replacement only once
   the old process is gone (gunicorn with more than one worker, mod_wsgi, uWSGI), so does the
   wait for the fresh code. Raised, the stream yields its "reload" at once, which its tab would
-  do anyway, since the code changed, and sooner than by reconnecting to learn of the new
-  process (`InFlight.stop` leaves the connection open for it). Only for new code: at the
-  server's own stop nothing would serve the reloaded page.
+  do anyway, since the code changed (under gunicorn the connection is shut down already, and
+  the tab reconnects instead).
 """
 
 from __future__ import annotations
@@ -63,17 +62,16 @@ class StreamFlag:
         timer.cancel()
         _event(module, self.event, "set")
 
-    def raise_(self) -> bool:
-        """Raise the flag; True if there is one here."""
+    def raise_(self) -> None:
         module = sys.modules.get(self.module)
-        return module is not None and _event(module, self.event, "set")
+        if module is not None:
+            _event(module, self.event, "set")
 
 
-def _event(module: ModuleType, name: str, method: str) -> bool:
+def _event(module: ModuleType, name: str, method: str) -> None:
     action = getattr(getattr(module, name, None), method, None)
     if callable(action):
         action()
-    return callable(action)
 
 
 FLAGS = (StreamFlag("django_browser_reload.views", "should_reload_event", "reload_timer"),)
@@ -91,6 +89,7 @@ def hurry_heard_flags() -> None:
         flag.hurry()
 
 
-def wake_streams() -> bool:
-    """At a stop for new code, with streams open in this process; True if a flag was raised."""
-    return any([flag.raise_() for flag in FLAGS])
+def wake_streams() -> None:
+    """At a stop, with streams open in this process."""
+    for flag in FLAGS:
+        flag.raise_()

@@ -9,9 +9,7 @@ browser tab that holds the stream hears of the restart only then. So, once a sto
   the client's connection (gunicorn), it is shut down at once, so the client sees the end now
   and reconnects (to a fresh process) while the application is still waiting for its next
   chunk; either way iteration stops at that next chunk and the application's `close()` runs
-  (generators' `finally`, Django's `request_finished`). A stream that can be woken (see
-  `integrations.stream_flags`) yields its last chunk at once instead, and its connection is
-  kept open for it briefly;
+  (generators' `finally`, Django's `request_finished`);
 - a response of known length (a `Content-Length`, a list body, Django's non-streaming
   `HttpResponse`) is left to finish: cutting it would hand the client a broken body;
 - a request on a kept-alive connection, read once the stop began, is not served the code the
@@ -55,10 +53,6 @@ __all__ = ["InFlight"]
 logger = logging.getLogger("reloader")
 
 WSGIApp = Callable[..., Any]
-
-WOKEN_S = 0.2
-"""How long a stream woken at a stop keeps its connection, for its last chunk (a "reload")
-to reach the client before it is shut down: a woken stream yields within milliseconds."""
 
 
 @dataclass
@@ -196,21 +190,18 @@ class InFlight:
     def ends_now(self, request: _Request) -> bool:
         return self.stopping and request.streaming and not request.length_known
 
-    def stop(self, grace: float, wake: Callable[[], bool] | None = None) -> None:
+    def stop(self, grace: float) -> None:
         """Begin the stop: streams end at their next chunk; after `grace` seconds the process
-        exits with what is still running logged. `wake`, if given, has the streams it knows
-        yield at once (see `integrations.stream_flags`), True if there were any: their
-        connections are left open for `WOKEN_S`, for that last chunk to reach the client.
-        Safe to call more than once."""
+        exits with what is still running logged. Safe to call more than once."""
         with self._lock:
             if self.stopping:
                 return
             self.stopping = True
             streams = [r for r in self._open.values() if r.streaming and not r.length_known]
-        if streams and wake is not None and wake():
-            start_thread(lambda: self._shut_down(streams, after=WOKEN_S))
-        else:
-            self._shut_down(streams)
+        for request in streams:
+            if request.connection is not None:
+                with contextlib.suppress(OSError):
+                    request.connection.shutdown(socket.SHUT_RDWR)
         if streams:
             now = time.monotonic()
             logger.info(
@@ -219,17 +210,6 @@ class InFlight:
                 ", ".join(r.describe(now) for r in streams),
             )
         start_thread(lambda: self._end_after(grace))
-
-    def _shut_down(self, streams: list[_Request], after: float = 0.0) -> None:
-        """Shut down the connections of those `streams` still open `after` seconds from now."""
-        if after:
-            StopFlag().wait(after)
-        with self._lock:
-            still_open = [r for r in streams if any(r is o for o in self._open.values())]
-        for request in still_open:
-            if request.connection is not None:
-                with contextlib.suppress(OSError):
-                    request.connection.shutdown(socket.SHUT_RDWR)
 
     def _end_after(self, grace: float) -> None:
         StopFlag().wait(grace)

@@ -7,9 +7,6 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from reloader.serving import inflight as inflight_module
 from reloader.serving.inflight import InFlight
 
 NEVER = 1e9
@@ -197,53 +194,3 @@ def test_no_replacement_is_asked_for_with_nothing_in_flight() -> None:
 
     inflight.hand_over(replace)
     assert asked == []
-
-
-def stream_over(connection: socket.socket) -> tuple[InFlight, Iterator[bytes], Any]:
-    inflight = InFlight()
-
-    def app(environ: dict[str, Any], start_response: Any) -> object:
-        start_response("200 OK", [])
-        return Body(None)
-
-    result = inflight.wrap(app)({"gunicorn.socket": connection}, lambda *a: None)
-    chunks = iter(result)
-    assert next(chunks) == b"x"
-    return inflight, chunks, result
-
-
-def test_a_stream_that_cannot_be_woken_has_its_connection_shut_down_at_once() -> None:
-    for wake in (None, lambda: False):
-        ours, client = socket.socketpair()
-        with ours, client:
-            inflight, _chunks, _result = stream_over(ours)
-            inflight.stop(NEVER, wake)
-            client.settimeout(60)
-            assert client.recv(1) == b"", "the client sees the end now"
-
-
-def test_a_woken_stream_keeps_its_connection_for_its_last_chunk(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(inflight_module, "WOKEN_S", NEVER)
-    ours, client = socket.socketpair()
-    with ours, client:
-        inflight, chunks, result = stream_over(ours)
-        inflight.stop(NEVER, lambda: True)
-        assert list(chunks) == [], "it ends at its next chunk"
-        result.close()
-        client.setblocking(False)
-        with pytest.raises(BlockingIOError):
-            client.recv(1)  # open: the server sends the last chunk and ends the response
-
-
-def test_a_woken_stream_that_does_not_yield_is_cut_after_all(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(inflight_module, "WOKEN_S", 0.01)
-    ours, client = socket.socketpair()
-    with ours, client:
-        inflight, _chunks, _result = stream_over(ours)
-        inflight.stop(NEVER, lambda: True)
-        client.settimeout(60)
-        assert client.recv(1) == b""
