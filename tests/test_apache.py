@@ -7,6 +7,7 @@ tracebacks, daemon starts and stops) goes to the error log, which ``server.log()
 
 from __future__ import annotations
 
+import json
 import pwd
 import re
 import time
@@ -364,6 +365,8 @@ def test_a_django_browser_reload_stream_lets_its_daemon_process_go_at_once(
         # Under mod_wsgi a stream ends once it yields: at once, its flag raised, where its
         # next ping would have come after mod_wsgi's shutdown-timeout had killed the process.
         assert stream.ended.wait(60), server.log_tail()
+        # Told to reload, the tab would reload once more on its new stream's new process id.
+        assert "reload" not in [json.loads(e)["type"] for e in stream.events], stream.events
         wait_until(
             lambda: holder not in server.worker_pids(),
             message=lambda: f"the daemon process holding the stream to exit:\n{server.log_tail()}",

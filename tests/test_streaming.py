@@ -290,6 +290,8 @@ def test_a_django_browser_reload_stream_lets_its_worker_go_at_once(
         holder = stream_holder(server.log())
         write(demo_project / "pages" / "version.py", 'VERSION = "v2"\n')
         assert stream.ended.wait(ENDED_WITHIN), server.log_tail()
+        # Told to reload, the tab would reload once more on its new stream's new process id.
+        assert "reload" not in [json.loads(e)["type"] for e in stream.events], stream.events
         wait_until(
             lambda: holder not in server.worker_pids(),
             timeout=ENDED_WITHIN,

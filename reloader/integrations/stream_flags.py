@@ -18,9 +18,9 @@ template changes (50 ms later, from a timer: its debounce).
 - **Raised** at a stop with streams open. The wrapper ends a stream once it yields, and until
   its next ping the process lives on; under a server that starts the replacement only once
   the old process is gone (gunicorn with more than one worker, mod_wsgi, uWSGI), so does the
-  wait for the fresh code. Raised, the stream yields its "reload" at once, which its tab would
-  do anyway, since the code changed (under gunicorn the connection is shut down already, and
-  the tab reconnects instead).
+  wait for the fresh code. Raised, the stream yields at once, and the wrapper ends it there
+  without sending that chunk (see `InFlight`): its tab sees the end, reconnects to a fresh
+  process and reloads once, on its new process id.
 """
 
 from __future__ import annotations

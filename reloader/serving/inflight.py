@@ -8,8 +8,8 @@ browser tab that holds the stream hears of the restart only then. So, once a sto
 - a response of unknown length that is being streamed ends: where the server lets us reach
   the client's connection (gunicorn), it is shut down at once, so the client sees the end now
   and reconnects (to a fresh process) while the application is still waiting for its next
-  chunk; either way iteration stops at that next chunk and the application's `close()` runs
-  (generators' `finally`, Django's `request_finished`);
+  chunk; either way iteration stops at that next chunk, which is not sent, and the
+  application's `close()` runs (generators' `finally`, Django's `request_finished`);
 - a response of known length (a `Content-Length`, a list body, Django's non-streaming
   `HttpResponse`) is left to finish: cutting it would hand the client a broken body;
 - a request on a kept-alive connection, read once the stop began, is not served the code the
@@ -246,12 +246,16 @@ class _Tracked:
         self._owner = owner
 
     def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._result:
-            yield chunk
-            # Checked before asking for the next chunk, which a stream may take a while to
-            # produce: a stop that began meanwhile ends it here.
-            if self._owner.ends_now(self._request):
+        chunks = iter(self._result)
+        # Checked before asking for the next chunk and again once it came, which a stream may
+        # take a while to produce: a chunk made once the stop began is not sent, so the client
+        # sees the end, as it does where the connection is shut down (a "reload" would have
+        # django-browser-reload's tab reload twice: for it, then for the new process).
+        while not self._owner.ends_now(self._request):
+            chunk = next(chunks, None)
+            if chunk is None or self._owner.ends_now(self._request):
                 return
+            yield chunk
 
     def close(self) -> None:
         self._owner._finished(self._key)

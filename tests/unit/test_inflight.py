@@ -179,7 +179,7 @@ def test_a_replacement_is_asked_for_once_and_given_back_when_the_last_request_en
     inflight.hand_over(replace)
     inflight.hand_over(replace)  # a second SIGTERM: still one replacement
     assert asked == ["now"]
-    assert list(result) == [b"x"]
+    assert list(result) == [], "an endless stream sends nothing once the stop began"
     result.close()
     assert asked == ["now", "done"]
 
@@ -194,3 +194,17 @@ def test_no_replacement_is_asked_for_with_nothing_in_flight() -> None:
 
     inflight.hand_over(replace)
     assert asked == []
+
+
+def test_a_chunk_made_once_the_stop_began_is_not_sent() -> None:
+    """As a woken stream makes one (django-browser-reload's "reload", which would reload its tab
+    a second time once it sees the new process): the client sees the end instead."""
+    inflight = InFlight()
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        yield b"ping"
+        inflight.stop(NEVER)  # while the stream waited for its next chunk
+        yield b"reload"
+
+    assert list(inflight.wrap(app)({}, lambda *a: None)) == [b"ping"]
