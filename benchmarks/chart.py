@@ -30,7 +30,8 @@ def _latency_bars(
 
 def _bars_latency(ax: Any, data: dict[str, Any]) -> None:
     """Per tool: after a view edit, and beside it after a models edit where that was measured."""
-    tools = [t for t in MAIN_TOOLS if _ok(data["latency"][t])]
+    # A results file from before a tool existed has no entry for it.
+    tools = [t for t in MAIN_TOOLS if _ok(data["latency"].get(t, {}))]
     models = {t: e for t, e in data.get("models", {}).items() if _ok(e) and t in tools}
     shift, width = (0.2, 0.4) if models else (0.0, 0.8)
     views = {t: data["latency"][t] for t in tools}
@@ -73,18 +74,17 @@ def _bars_browser(ax: Any, data: dict[str, Any]) -> None:
 
 def _bars_idle(ax: Any, data: dict[str, Any]) -> None:
     projects = list(data["idle"])
+    tools = [t for t in MAIN_TOOLS if any(t in data["idle"][p] for p in projects)]
     width = 0.8 / len(projects)
     for i, project in enumerate(projects):
+        entries = data["idle"][project]
         values = [
-            data["idle"][project][t].get("extra_core_pct", 0)
-            if _ok(data["idle"][project][t])
-            else 0
-            for t in MAIN_TOOLS
+            entries[t].get("extra_core_pct", 0) if _ok(entries.get(t, {})) else 0 for t in tools
         ]
-        ax.bar([x + i * width for x in range(len(MAIN_TOOLS))], values, width, label=project)
+        ax.bar([x + i * width for x in range(len(tools))], values, width, label=project)
     ax.set_xticks(
-        [x + 0.4 - width / 2 for x in range(len(MAIN_TOOLS))],
-        [TOOLS[t].label for t in MAIN_TOOLS],
+        [x + 0.4 - width / 2 for x in range(len(tools))],
+        [TOOLS[t].label for t in tools],
         rotation=20,
         ha="right",
         fontsize=8,
