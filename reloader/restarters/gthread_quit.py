@@ -7,7 +7,8 @@ Reloads start workers all day, so that moment comes often.
 
 `safe_quit(worker)` makes the handler to put in its place: when the lock stays taken, it stops
 the pool as `shutdown(wait=False)` would, without the lock, and lets gunicorn's base handler
-exit.
+exit. A quit that lands while the interpreter already waits for the threads at its exit ends
+that wait without the traceback the interpreter would print for it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def safe_quit(worker: Any) -> Callable[[int, FrameType | None], None] | None:
     original = worker.handle_quit
 
     def handle_quit(signum: int, frame: FrameType | None) -> None:
+        if _in_threading_shutdown(frame):
+            _quiet_exit_from_threading_shutdown()
         pool = getattr(worker, "tpool", None)
         lock = getattr(pool, "_shutdown_lock", None)
         queue = getattr(pool, "_work_queue", None)
@@ -53,3 +56,26 @@ def _comes_free(lock: Any) -> bool:
         return False
     lock.release()
     return True
+
+
+def _in_threading_shutdown(frame: FrameType | None) -> bool:
+    """Whether the signal came while the interpreter waits for the threads at its exit (a
+    worker that stops, as the arbiter's Ctrl-C reaches it)."""
+    while frame is not None:
+        if frame.f_code.co_name == "_shutdown" and frame.f_globals.get("__name__") == "threading":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _quiet_exit_from_threading_shutdown() -> None:
+    """The SystemExit that gunicorn's handler raises ends that wait, as it should, but the
+    interpreter reports it as an exception it ignored, with a traceback, on every Ctrl-C that
+    lands there: leave that one report out."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, SystemExit):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
