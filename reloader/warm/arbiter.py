@@ -43,6 +43,7 @@ from .reexec import (
     start_problem,
 )
 from .rundir import ENV, Report, RunDir
+from .spare import Spare
 from .supervisor import SIGNAL
 from .tier import DjangoTier, TierGone, unfit
 from .tier_process import TierPlan
@@ -110,6 +111,7 @@ class WarmArbiter:
         self.tiered = self.warm and self.django.enabled and self.unfit is None
         """Django is set up in a tier of its own rather than here (see `tier.py`)."""
         self.tier: DjangoTier | None = None
+        self.spare = Spare()
         self.modules: dict[str, None] = {}
         """Every third-party module the workers reported, in order: what a new tier imports."""
         self.tier_failed_ns = 0
@@ -131,6 +133,9 @@ class WarmArbiter:
         setattr(self.server, handler, lambda: self._on_child_exit(reap))
         kill_workers: Callable[[int], None] = self.server.kill_workers
         self.server.kill_workers = lambda signum: self._kill_workers(kill_workers, signum)
+        # Called at every turn of gunicorn's main loop (at least once a second).
+        murder_workers: Callable[[], None] = self.server.murder_workers
+        self.server.murder_workers = lambda: self._each_turn(murder_workers)
         # What the arbiter imported is in every worker; what tells processes apart must not be.
         os.register_at_fork(after_in_child=renew_process_identities)
         if self.tiered:
@@ -280,6 +285,21 @@ class WarmArbiter:
         """In any child forked here: the tier's channel is the arbiter's alone."""
         if self.tier is not None:
             self.tier.channel.close()
+        self.spare.close_channel()
+
+    def _each_turn(self, murder_workers: Callable[[], None]) -> None:
+        murder_workers()
+        if not self.tiered:
+            return
+        try:
+            self.spare.keep(self.server, self.tier, self._spare_plan)
+        except Exception:
+            logger.exception("keeping a spare Django tier failed")
+
+    def _spare_plan(self) -> TierPlan | None:
+        reports = list(self.run.reports("worker"))
+        report = self.django.due(reports)
+        return None if report is None else self._plan(report, reports)
 
     def _check_supervisor(self) -> None:
         supervisor = self.supervisor
@@ -367,9 +387,8 @@ class WarmArbiter:
         if report is not None and all(r.started_ns > self.tier_failed_ns for r in reports):
             self._start_tier(report, reports)
 
-    def _start_tier(self, report: Report, reports: list[Report]) -> None:
-        self.extra_files = {e for r in reports for e in r.extra_files}
-        plan = TierPlan(
+    def _plan(self, report: Report, reports: list[Report]) -> TierPlan:
+        return TierPlan(
             report=report,
             modules=list(self.modules),
             environ={
@@ -377,27 +396,37 @@ class WarmArbiter:
                 **_raw_env(self.server),
                 ENV: str(self.run.path),
             },
-            extra_files=sorted(self.extra_files),
+            extra_files=sorted({e for r in reports for e in r.extra_files}),
             run=self.run,
         )
-        self.tier = DjangoTier.start(self.server, plan)
 
-    def _replace_tier(self, why: str, stop_workers: bool = True) -> None:
-        """A new tier from this process, which holds Django imported but not set up: what
-        the old tier held is stale, and so is every worker forked from it."""
+    def _start_tier(self, report: Report, reports: list[Report], spare: bool = False) -> None:
+        """A new tier for the workers' `reports`: with `spare`, the spare goes on if it may
+        (see `spare.py`), else a new fork of this process sets Django up."""
+        plan = self._plan(report, reports)
+        self.extra_files = set(plan.extra_files)
+        tier = self.spare.take(self.server, plan) if spare else None
+        self.tier = tier or DjangoTier.start(self.server, plan)
+
+    def _replace_tier(self, why: str, stop_workers: bool = True, spare: bool = False) -> None:
+        """A new tier, from the spare or from this process, which holds Django imported but
+        not set up: what the old tier held is stale, and so is every worker forked from it."""
         old = self.tier
         logger.info("replacing the Django tier%s: %s", f" (process {old.pid})" if old else "", why)
         # Its report stays until the new tier's replaces it: a file that leaves the watch plan
         # and comes back counts as changed since the supervisor started.
-        self._drop_tier(keep_report=True)
+        self._drop_tier(keep_report=True, keep_spare=spare)
         if stop_workers:
             self.server.kill_workers(signal.SIGTERM)
         reports = [*self.run.reports("worker"), *self.exited]
         report = self.django.due(reports)
         if report is not None:
-            self._start_tier(report, reports)
+            self._start_tier(report, reports, spare)
+        self.spare.drop()  # not due: made for a setup the workers no longer report
 
-    def _drop_tier(self, keep_report: bool = False) -> None:
+    def _drop_tier(self, keep_report: bool = False, keep_spare: bool = False) -> None:
+        if not keep_spare:
+            self.spare.drop()
         tier, self.tier = self.tier, None
         if tier is not None:
             tier.stop()
@@ -579,7 +608,7 @@ class WarmArbiter:
             self._check_tier()
             changed_ns = self.run.take_rebuild_request()
             if changed_ns is not None and (self.tier is None or self.tier.started_ns < changed_ns):
-                self._replace_tier("code it holds changed")
+                self._replace_tier("code it holds changed", spare=True)
             self.warm_up()
         except Exception:
             logger.exception("handling the watcher's request failed; warming up before forking")

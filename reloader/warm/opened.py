@@ -17,7 +17,7 @@ from typing import Any
 
 from ..watching.sources import is_third_party
 
-__all__ = ["recording_opens"]
+__all__ = ["recorded_so_far", "recording_opens"]
 
 _recording: set[str] | None = None
 _installed = False
@@ -55,12 +55,24 @@ def recording_opens() -> Iterator[set[Path]]:
         yield opened
     finally:
         _recording = None
-        for name in names:
-            path = Path(name).absolute()
-            if (
-                not name.startswith(NOT_FILES)
-                and path.suffix != ".pyc"
-                and not is_third_party(path)
-                and path.is_file()
-            ):
-                opened.add(path)
+        opened.update(_project_files(names))
+
+
+def recorded_so_far() -> set[Path]:
+    """What the block of `recording_opens` that runs has collected yet (a spare tier's, as
+    it parks inside its setup); nothing outside one."""
+    return _project_files(set(_recording or ()))
+
+
+def _project_files(names: set[str]) -> set[Path]:
+    files = set()
+    for name in names:
+        path = Path(name).absolute()
+        if (
+            not name.startswith(NOT_FILES)
+            and path.suffix != ".pyc"
+            and not is_third_party(path)
+            and path.is_file()
+        ):
+            files.add(path)
+    return files

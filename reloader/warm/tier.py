@@ -71,11 +71,16 @@ class DjangoTier:
         self.started_ns = started_ns
         """Before it began importing: a change after this may be missing in it."""
         self.channel = channel
+        self.plan = plan
         self.settings_module = plan.report.django_settings
         self.cfg = cfg
         """The arbiter's configuration it was forked with: a reload (HUP) makes a new one."""
         self.offered: set[str] = set(plan.modules)
         self.ready = False
+        self.ready_at = 0.0
+        """When the arbiter learnt it was ready (`time.monotonic()`)."""
+        self.held: list[str] | None = None
+        """A spare's, once parked: the files it read before (see `parking.py`)."""
         self.problem: SetupProblem | None = None
         self.ended = False
         """Its process died before its setup was over."""
@@ -109,11 +114,41 @@ class DjangoTier:
             # the project's setup, which a new tier may well pass.
             self.ended = True
             return True
+        self._take(message)
+        return True
+
+    def _take(self, message: object) -> None:
         if isinstance(message, dict) and "problem" in message:
             self.problem = SetupProblem(str(message["problem"]), bool(message.get("raised")))
+        elif isinstance(message, dict) and "parked" in message:
+            self.held = [str(f) for f in message["parked"]]
         else:
             self.ready = True
-        return True
+            self.ready_at = time.monotonic()
+
+    def parked(self, timeout: float) -> list[str] | None:
+        """A spare's files read before it parked, waiting up to `timeout` seconds for it to
+        park (0: only look); None while it has not, or when it failed or died."""
+        if self.held is not None or self.problem is not None or self.ended:
+            return self.held
+        if timeout == 0 and not self.channel.ready():
+            return None
+        try:
+            message, _ = self.channel.receive(timeout or None)
+        except TimeoutError:
+            return None
+        except (EOFError, OSError, ValueError):
+            self.ended = True
+            return None
+        self._take(message)
+        return self.held
+
+    def go(self, started_ns: int, modules: list[str]) -> None:
+        """Have a parked spare set Django up the rest of the way, as a tier that began
+        importing at `started_ns` (what it read before did not change since it started)."""
+        self.started_ns = started_ns
+        self.offered = set(modules)
+        self.channel.send({"go": {"started_ns": started_ns, "modules": modules}})
 
     def spawn(self, worker: Any) -> int:
         """Have the tier fork the worker gunicorn just made here; its pid."""

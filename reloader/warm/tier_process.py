@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 
 from ..restarters.teardown import exit_without_teardown
@@ -32,16 +32,20 @@ from .forks import (
     set_process_name,
 )
 from .held import held_report
+from .opened import recorded_so_far
+from .parking import Gate
 from .preload import Preloader
 from .rundir import Report, RunDir
 from .supervisor import SIGNAL
 
-__all__ = ["NAME", "TierPlan", "serve_tier"]
+__all__ = ["NAME", "SPARE_NAME", "TierPlan", "serve_tier"]
 
 logger = logging.getLogger("reloader")
 
 NAME = b"reloader-tier"
 """The tier's process name (`ps -o comm`); its command line is the arbiter's."""
+SPARE_NAME = b"reloader-spare"
+"""Its name while it is a spare, parked."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,8 @@ class TierPlan:
     extra_files: list[str]
     """The workers' extra files: held here once the settings are (they may have read them)."""
     run: RunDir
+    spare: bool = False
+    """Park before the project's first import, until the arbiter says go (see `parking.py`)."""
 
 
 def serve_tier(server: Any, channel: Channel, plan: TierPlan) -> NoReturn:
@@ -85,10 +91,23 @@ class _Tier:
     def serve(self) -> None:
         self._settle_in()
         started_ns = time.time_ns()
-        problem = self.django.run(self.plan.report)
+        gate = Gate(self.channel, lambda: self._held(started_ns).files) if self.plan.spare else None
+        if gate is not None:
+            sys.meta_path.insert(0, gate)
+        try:
+            problem = self.django.run(self.plan.report)
+        finally:
+            if gate is not None:
+                sys.meta_path.remove(gate)
+        if gate is not None and problem is None:
+            gate.park()  # a setup that imported no project module after the app configs
         if problem is not None:
             self._tell({"problem": problem.what, "raised": problem.raised})
             return
+        if gate is not None:
+            set_process_name(NAME)
+            started_ns = int(gate.go["started_ns"])
+            self.plan = replace(self.plan, modules=list(map(str, gate.go["modules"])))
         self.preloader.preload(self.plan.modules)
         if self.preloader.spoilt is not None:
             self._tell({"problem": f"preloading: {self.preloader.spoilt}", "raised": False})
@@ -96,10 +115,11 @@ class _Tier:
         self._report(started_ns)
         seconds = (time.time_ns() - started_ns) / 1e9
         logger.info(
-            "Django set up in the tier process %d (%s, %.2f s): workers are forked from it",
+            "Django set up in the tier process %d (%s, %.2f s%s): workers are forked from it",
             self.pid,
             self.django.settings_module,
             seconds,
+            ", the rest of a spare's" if gate is not None else "",
         )
         self._tell({"ready": seconds})
         while True:
@@ -124,7 +144,7 @@ class _Tier:
 
     def _settle_in(self) -> None:
         leave_signals_to_the_arbiter(signal.SIG_DFL)  # middle processes: waited for
-        set_process_name(NAME)
+        set_process_name(SPARE_NAME if self.plan.spare else NAME)
         # The arbiter's heartbeat files of its workers: not ours to hand down.
         for worker in self.server.WORKERS.values():
             worker.tmp.close()
@@ -134,10 +154,11 @@ class _Tier:
         self.server.cfg.set("pre_fork", self._pre_fork)
 
     def _report(self, started_ns: int) -> None:
-        report = held_report(
-            started_ns, self.server.cfg.config, self.django.opened, self.plan.extra_files
-        )
-        self.plan.run.write_report("tier", report)
+        self.plan.run.write_report("tier", self._held(started_ns))
+
+    def _held(self, started_ns: int) -> Report:
+        opened = self.django.opened or recorded_so_far()
+        return held_report(started_ns, self.server.cfg.config, opened, self.plan.extra_files)
 
     def _spawn(self, age: int, heartbeat_fd: int) -> None:
         """Fork a worker for the arbiter, which made worker number `age` and its heartbeat
