@@ -658,7 +658,7 @@ class PreforkServer(Server):
         return [
             pid
             for pid in children(self.pid)
-            if not self._is_helper(pid) and process_name(pid) not in (TIER_NAME, PROBE_NAME)
+            if not self._is_helper(pid) and process_name(pid) not in WARM_FORKS
         ]
 
     def helper_pids(self) -> list[int]:
@@ -667,6 +667,10 @@ class PreforkServer(Server):
     def tier_pids(self) -> list[int]:
         """Warm mode's Django tier: a fork of the arbiter, known by its process name."""
         return [pid for pid in children(self.pid) if process_name(pid) == TIER_NAME]
+
+    def spare_pids(self) -> list[int]:
+        """Warm mode's spare tier, parked (see reloader/warm/spare.py)."""
+        return [pid for pid in children(self.pid) if process_name(pid) == SPARE_NAME]
 
     def _is_helper(self, pid: int) -> bool:
         if not self.helpers:
@@ -719,7 +723,9 @@ class PreforkServer(Server):
 
 
 TIER_NAME = "reloader-tier"
+SPARE_NAME = "reloader-spare"  # warm mode's second tier, parked before the project's code
 PROBE_NAME = "reloader-probe"  # warm mode's forks that find what imports cleanly
+WARM_FORKS = (TIER_NAME, SPARE_NAME, PROBE_NAME)
 
 
 def process_name(pid: int) -> str:

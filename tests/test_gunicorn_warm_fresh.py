@@ -19,6 +19,7 @@ from conftest import DEMO_ENV, DEMO_SRC, DEMO_WARM, PLAIN_WARM, StartGunicorn
 from support import (
     PreforkServer,
     assert_fresh_everywhere,
+    children,
     copy_project,
     edit,
     every_worker_serves,
@@ -373,14 +374,14 @@ def _footprint(server: PreforkServer, temp: Path) -> Footprint:
 
 
 def _steady_footprint(server: PreforkServer, temp: Path) -> Footprint:
-    """A baseline: the arbiter, its workers, one supervisor and one tier, and three looks
-    0.2 s apart that agree; never one taken while an old worker finishes, or while the
+    """A baseline: the arbiter, its workers, one supervisor, one tier and its spare, and three
+    looks 0.2 s apart that agree; never one taken while an old worker finishes, or while the
     arbiter imports what a probe found (a descriptor of its own for the moment)."""
     seen: list[Footprint] = []
 
     def steady() -> Footprint | None:
         seen.append(now := _footprint(server, temp))
-        settled = now.processes == 3 + server.workers and len(seen) >= 3
+        settled = now.processes == 4 + server.workers and len(seen) >= 3
         return now if settled and now == seen[-2] == seen[-3] else None
 
     return wait_until(steady, interval=0.2, message=lambda: f"a steady footprint: {seen[-3:]}")
@@ -412,16 +413,16 @@ def test_tier_replacements_leave_nothing_behind(
     gunicorn: StartGunicorn, demo_project: Path, tmp_path: Path
 ) -> None:
     """Each models edit replaces the Django tier (a process that forks the workers): after
-    many, the server's process group holds the arbiter, its two workers, one supervisor and
-    one tier, no zombie, the arbiter no descriptor more than before, and the server's temp
-    folder its one run directory."""
+    many, the server's process group holds the arbiter, its two workers, one supervisor, one
+    tier and one spare tier, no zombie, the arbiter no descriptor more than before, and the
+    server's temp folder its one run directory."""
     temp = tmp_path / "server-temp"
     temp.mkdir()
     server = _start(gunicorn, demo_project, TMPDIR=str(temp))
     _held_by_tier(server)
     arbiter = server.pid
     before = _steady_footprint(server, temp)
-    assert before.processes == 5, "the arbiter, two workers, one supervisor and one tier"
+    assert before.processes == 6, "the arbiter, two workers, one supervisor, a tier, a spare"
     assert before.temp == (_run_dir(server).name,)
     models = demo_project / "pages" / "models.py"
     for n in range(2, 2 + TIER_EDITS):
@@ -433,6 +434,7 @@ def test_tier_replacements_leave_nothing_behind(
     assert server.pid == arbiter
     after = _settled(server, temp, before)
     assert len(server.helper_pids()) == 1 and len(server.tier_pids()) == 1
+    assert len(server.spare_pids()) == 1
     assert after.temp == (_run_dir(server).name,), "only the current run directory"
     server.stop()
     assert not list(temp.iterdir()), "the run directory outlives the server"
@@ -637,6 +639,63 @@ def test_models_and_settings_edits_replace_the_tier(
     assert server.pid == arbiter and REEXEC not in log and log.count("Listening at") == 1
     (tier,) = server.tier_pids()
     assert len(tiers) == 2 and tier not in tiers
+
+
+SPARE_WENT_ON = "the rest of a spare's"  # in the new tier's SET_UP line
+
+
+def _spare(server: PreforkServer) -> int:
+    """The spare tier's pid, once the arbiter made it beside the tier."""
+    pids = wait_until(
+        server.spare_pids, message=lambda: f"a spare tier beside the tier:\n{server.log_tail()}"
+    )
+    assert len(pids) == 1, pids
+    return pids[0]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_spare_tier_goes_on_for_a_models_edit_not_for_a_settings_one(
+    gunicorn: StartGunicorn, demo_project: Path, kind: str
+) -> None:
+    """Issue #11: beside the tier, a spare fork of the arbiter has read the settings, the app
+    configs and the installed apps' models, and parked before the project's first module. A
+    models edit makes it the tier; a settings edit throws it away (it read the old ones), and
+    a new fork sets Django up from the start. No stale answer, no request lost, either way."""
+    _add_settings(demo_project, '\nGREETING = "hi"\nFLAVOUR = "s1"\n')
+    server = _start(gunicorn, demo_project, kind)
+    _held_by_tier(server)
+    spare = _spare(server)
+    with _steady_load(server, "/models-version/") as failures:
+        edit(demo_project / "pages" / "models.py", '"m1"', '"m2"')
+        _fresh(server, "/models-version/", "m2 pid=")
+        assert server.tier_pids() == [spare], "the spare is the tier now"
+        assert server.log().count(SPARE_WENT_ON) == 1
+        second = _spare(server)  # made beside the new tier
+        assert second != spare
+        edit(demo_project / "demo" / "settings.py", 'FLAVOUR = "s1"', 'FLAVOUR = "s2"')
+        _fresh(server, "/greeting/", "hi s2 pid=")
+        every_worker_serves(server, "/models-version/", "m2 pid=")
+    assert not failures, failures[:5]
+    (tier,) = server.tier_pids()
+    assert tier not in (spare, second), "a new fork, not the spare that read the old settings"
+    assert second not in children(server.pid), "the stale spare is gone, reaped"
+    log = server.log()
+    assert log.count(SPARE_WENT_ON) == 1 and log.count(SET_UP) == 3, log
+    assert REEXEC not in log
+
+
+def test_a_spare_tier_that_read_the_old_env_file_is_thrown_away(
+    gunicorn: StartGunicorn, demo_project: Path
+) -> None:
+    """The settings read `.env` while the spare set up: a change of it is a change of what
+    the spare read, though no module of it changed."""
+    _settings_read_env(demo_project)
+    server = _start(gunicorn, demo_project, "sync")
+    _held_by_tier(server)
+    spare = _spare(server)
+    write(demo_project / ".env", "GREETING=g2\n")
+    _fresh(server, "/greeting/", "g2 s1 pid=")
+    assert spare not in server.tier_pids() and SPARE_WENT_ON not in server.log()
 
 
 SLOW_SETUP = """
