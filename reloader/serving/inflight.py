@@ -67,6 +67,8 @@ class _Request:
     """Its body is an iterator of unknown length: it may end at any chunk."""
     connection: socket.socket | None = None
     """The client's connection, where the server puts it in the environ."""
+    late: bool = False
+    """It began once the stop had begun."""
 
     def describe(self, now: float) -> str:
         return f"{self.method} {self.path} ({now - self.started:.1f} s)"
@@ -103,6 +105,7 @@ class InFlight:
                 environ.get("PATH_INFO", "") or "/",
                 time.monotonic(),
                 connection=connection,
+                late=self.stopping,
             )
 
             def declaring_start_response(status: str, headers: Any, *exc_info: Any) -> Any:
@@ -250,11 +253,17 @@ class _Tracked:
         # Checked before asking for the next chunk and again once it came, which a stream may
         # take a while to produce: a chunk made once the stop began is not sent, so the client
         # sees the end, as it does where the connection is shut down (a "reload" would have
-        # django-browser-reload's tab reload twice: for it, then for the new process).
-        while not self._owner.ends_now(self._request):
+        # django-browser-reload's tab reload twice: for it, then for the new process). But a
+        # stream that began during the stop sends its first chunk: the ping with which
+        # django-browser-reload's tab learns what process served its page. A tab reloaded by
+        # this process, whose stream first heard from the next one, would take that for the
+        # process of its page and keep the old page.
+        first = self._request.late
+        while first or not self._owner.ends_now(self._request):
             chunk = next(chunks, None)
-            if chunk is None or self._owner.ends_now(self._request):
+            if chunk is None or (not first and self._owner.ends_now(self._request)):
                 return
+            first = False
             yield chunk
 
     def close(self) -> None:

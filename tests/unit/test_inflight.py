@@ -208,3 +208,17 @@ def test_a_chunk_made_once_the_stop_began_is_not_sent() -> None:
         yield b"reload"
 
     assert list(inflight.wrap(app)({}, lambda *a: None)) == [b"ping"]
+
+
+def test_a_stream_begun_during_the_stop_sends_its_first_chunk_only() -> None:
+    """django-browser-reload's first ping names the process that served the tab's page: a
+    tab reloaded while this process stopped must hear it before the next process's."""
+    inflight = InFlight()
+    inflight.stop(NEVER)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        yield b"ping old"
+        yield b"reload"
+
+    assert list(inflight.wrap(app)({}, lambda *a: None)) == [b"ping old"]
