@@ -72,7 +72,6 @@ class DjangoTier:
         """Before it began importing: a change after this may be missing in it."""
         self.channel = channel
         self.plan = plan
-        self.settings_module = plan.report.django_settings
         self.cfg = cfg
         """The arbiter's configuration it was forked with: a reload (HUP) makes a new one."""
         self.offered: set[str] = set(plan.modules)
@@ -85,6 +84,10 @@ class DjangoTier:
         self.ended = False
         """Its process died before its setup was over."""
         self.reaped = False
+
+    @property
+    def settings_module(self) -> str:
+        return self.plan.report.django_settings
 
     @classmethod
     def start(cls, server: Any, plan: TierPlan) -> DjangoTier:
