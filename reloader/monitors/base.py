@@ -10,6 +10,8 @@ from typing import ClassVar, Protocol
 
 from watchfiles._rust_notify import RustNotify
 
+from .same_second import SameSecond
+
 __all__ = ["STEP_MS", "TICK_MS", "Monitor", "StopSignal", "WatchfilesMonitor"]
 
 TICK_MS = 250
@@ -64,24 +66,29 @@ class WatchfilesMonitor:
         # asked in turn for at most one step, so none holds up another's events.
         timeout_ms = TICK_MS if len(groups) == 1 else self.step_ms
         with contextlib.ExitStack() as stack:
-            notifiers = [
-                stack.enter_context(
-                    RustNotify(
-                        [str(d) for d in dirs], False, polling, self.poll_delay_ms, False, True
-                    )
+            notifiers: list[tuple[RustNotify, SameSecond | None]] = []
+            for dirs, polling in groups:
+                rust = RustNotify(
+                    [str(d) for d in dirs], False, polling, self.poll_delay_ms, False, True
                 )
-                for dirs, polling in groups
-            ]
+                stack.enter_context(rust)
+                # The poller has taken its first look: what it saw in this second is noted.
+                notifiers.append((rust, SameSecond.after_look(dirs) if polling else None))
             yield set()
             quiet_since = time.monotonic()
             while True:
                 batch: set[Path] = set()
-                for rust in notifiers:
+                for rust, same in notifiers:
                     result = rust.watch(self.debounce_ms, self.step_ms, timeout_ms, stop)
                     if result == "stop":
                         return
                     if not isinstance(result, str):  # else a timeout (or a signal: not ours)
-                        batch.update(Path(path) for _change, path in result)
+                        paths = {Path(path) for _change, path in result}
+                        batch |= paths
+                        if same:
+                            same.note(paths)
+                    if same:
+                        batch |= same.changed()
                 if batch or time.monotonic() - quiet_since >= TICK_MS / 1000:
                     quiet_since = time.monotonic()
                     yield batch

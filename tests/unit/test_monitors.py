@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from reloader.monitors import NativeMonitor, PollingMonitor, SplitMonitor, choose_monitor
@@ -97,14 +100,44 @@ def test_split_monitor_sees_saves_in_native_and_polled_directories(tmp_path: Pat
     seen: set[Path] = set()
     batches = SplitMonitor([polled]).watch([native, polled], stop)
     next(batches)  # the watches are in place
-    # A poller takes its first look in a thread of its own, maybe after a save made at once:
-    # save again, with another size each time, until both saves were seen.
-    for count in range(40):  # 40 ticks of 250 ms at most
-        for target in set(targets) - seen:
-            target.write_text(f"v = {count + 2}\n" + " " * count)
+    for target in targets:
+        target.write_text("v = 2\n")
+    for _ in range(40):  # 40 ticks of 250 ms at most
         seen |= next(batches)
         if set(targets) <= seen:
             break
     stop.set()
     batches.close()
     assert set(targets) <= seen
+
+
+def _save_within(target: Path, text: str, second: int, offset_ns: int) -> None:
+    target.write_text(text)
+    stamp = second * 1_000_000_000 + offset_ns
+    os.utime(target, ns=(stamp, stamp))
+
+
+def _seen_within(batches: Iterator[set[Path]], target: Path, ticks: int = 40) -> bool:
+    return any(target in next(batches) for _ in range(ticks))  # ticks of 250 ms at most
+
+
+def test_polling_sees_saves_within_one_second(tmp_path: Path) -> None:
+    """The poll watcher keeps times in whole seconds: a save within the second of the one it
+    last saw would go unseen. File times are set ahead in a second of their own, so that the
+    saves fall in one second however slow the machine."""
+    target = tmp_path / "views.py"
+    second = time.time_ns() // 1_000_000_000 + 30
+    _save_within(target, "v = 1\n", second, 100_000_000)
+    stop = StopFlag()
+    batches = PollingMonitor().watch([tmp_path], stop)
+    next(batches)  # the watch is in place: the poller took its first look
+    try:
+        # A save in the second the poller saw when it started,
+        _save_within(target, "v = 2\n", second, 200_000_000)
+        assert _seen_within(batches, target)
+        # and another in the second of the save it last reported.
+        _save_within(target, "v = 3\n", second, 300_000_000)
+        assert _seen_within(batches, target)
+    finally:
+        stop.set()
+        batches.close()
