@@ -134,7 +134,7 @@ class ReportedSources:
 
     def project_directories(self) -> frozenset[Path]:
         """The directories of the project's modules the workers reported."""
-        return project_directories(Path(f) for report in self.workers for f in report.files)
+        return project_directories(f for report in self.workers for f in report.files)
 
     def is_report(self, path: Path) -> bool:
         return path.parent == self.run.path and path.suffix == ".json"

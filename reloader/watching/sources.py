@@ -66,9 +66,14 @@ def is_third_party(path: Path) -> bool:
     return os.path.join(str(path), "").startswith(_third_party_prefixes())
 
 
-def project_directories(files: Iterable[Path]) -> frozenset[Path]:
-    """The directories of those of `files` that are not third-party."""
-    return frozenset(f.parent for f in files if not is_third_party(f))
+def project_directories(files: Iterable[Path | str]) -> frozenset[Path]:
+    """The directories of those of `files` (absolute) that are not third-party. Done on
+    strings: the warm supervisor asks it of every worker's 1,700 files at each restart, on
+    the path from the save to the fresh worker."""
+    prefixes = _third_party_prefixes()
+    names = {str(f) for f in files}
+    found = {os.path.dirname(n) for n in names if not os.path.join(n, "").startswith(prefixes)}
+    return frozenset(map(Path, found))
 
 
 class Sources:

@@ -9,7 +9,7 @@ import pytest
 
 from reloader.watching import ChangeFilter, Pattern, Sources, WatchPlan
 from reloader.watching.plan import split_glob
-from reloader.watching.sources import failure_files
+from reloader.watching.sources import failure_files, project_directories
 
 
 @pytest.mark.parametrize(
@@ -168,3 +168,16 @@ def test_a_watcher_that_must_keep_going_survives_an_unexpected_error(
         assert all(source in paths for paths in calls)
     finally:
         watcher.stop()
+
+
+def test_project_directories_leave_out_the_standard_library_and_packages(tmp_path: Path) -> None:
+    import django
+
+    stdlib = Path(sys.modules["json"].__file__ or "")
+    package = Path(django.__file__ or "")
+    views, models = tmp_path / "app" / "views.py", tmp_path / "app" / "models.py"
+    settings = tmp_path / "mysite" / "settings.py"
+    # As each worker reports them: strings, the same file in every report.
+    files = [str(p) for p in (stdlib, package, views, models, settings)] * 2
+    assert project_directories(files) == {tmp_path / "app", tmp_path / "mysite"}
+    assert project_directories([views, stdlib]) == {tmp_path / "app"}
