@@ -73,7 +73,7 @@ class WatchfilesMonitor:
                 )
                 stack.enter_context(rust)
                 # The poller has taken its first look: what it saw in this second is noted.
-                notifiers.append((rust, SameSecond.after_look(dirs) if polling else None))
+                notifiers.append((rust, SameSecond(dirs) if polling else None))
             yield set()
             quiet_since = time.monotonic()
             while True:

@@ -36,19 +36,10 @@ class SameSecond:
     """Files of polled directories saved in the current second, and the time each bore when
     last looked at (nanoseconds since the epoch)."""
 
-    def __init__(self) -> None:
+    def __init__(self, directories: Collection[Path]) -> None:
+        """For a poll watcher that just took its first look at `directories`: their entries
+        saved in this second are noted, since a second save now would escape it."""
         self.pending: dict[Path, int] = {}
-
-    @classmethod
-    def after_look(cls, directories: Collection[Path]) -> SameSecond:
-        """One for a poll watcher that just took its first look at `directories`."""
-        same = cls()
-        same.scan(directories)
-        return same
-
-    def scan(self, directories: Collection[Path]) -> None:
-        """Note the entries saved in this second: the poll watcher took its first look at
-        them, in this same second or before, and a second save now would escape it."""
         now = _second(time.time_ns() - MTIME_SLACK_NS)
         for directory in directories:
             try:

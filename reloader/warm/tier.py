@@ -103,15 +103,21 @@ class DjangoTier:
     def settled(self, timeout: float) -> bool:
         """Whether setup is over here (`ready`, or a `problem`), waiting up to `timeout`
         seconds for it (0: only look)."""
-        if self.ready or self.problem is not None or self.ended:
+        if self.ready or self.problem is not None or self.ended or self._hear(timeout):
             return True
+        if timeout:
+            self.problem = SetupProblem(f"took more than {timeout:.0f} s", raised=False)
+        return bool(timeout)
+
+    def _hear(self, timeout: float) -> bool:
+        """Take the process's next message, waiting up to `timeout` seconds (0: only look);
+        False if none came in time."""
         if timeout == 0 and not self.channel.ready():
             return False
         try:
             message, _ = self.channel.receive(timeout or None)
         except TimeoutError:
-            self.problem = SetupProblem(f"took more than {timeout:.0f} s", raised=False)
-            return True
+            return False
         except (EOFError, OSError, ValueError):
             # Died (a crash, its run directory removed under it): a loss, not a verdict on
             # the project's setup, which a new tier may well pass.
@@ -132,18 +138,8 @@ class DjangoTier:
     def parked(self, timeout: float) -> list[str] | None:
         """A spare's files read before it parked, waiting up to `timeout` seconds for it to
         park (0: only look); None while it has not, or when it failed or died."""
-        if self.held is not None or self.problem is not None or self.ended:
-            return self.held
-        if timeout == 0 and not self.channel.ready():
-            return None
-        try:
-            message, _ = self.channel.receive(timeout or None)
-        except TimeoutError:
-            return None
-        except (EOFError, OSError, ValueError):
-            self.ended = True
-            return None
-        self._take(message)
+        if self.held is None and self.problem is None and not self.ended:
+            self._hear(timeout)
         return self.held
 
     def go(self, started_ns: int, modules: list[str]) -> None:
