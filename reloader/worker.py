@@ -39,6 +39,7 @@ from .serving import ErrorApp, LoadFailure
 from .serving.inflight import InFlight
 from .settings import Options
 from .target import WSGIApp, describe, import_app
+from .threads import start_thread
 from .warm.worker import (
     Reporter,
     ask_for_replacement,
@@ -63,6 +64,7 @@ class Worker:
         self.sources: Sources | None = None
         """What this process watches, from `boot()` on."""
         self.restarting = False
+        self.stop_begun = False
         self.inflight = InFlight()
         self.shared: Path | None = None
         """The directory this process shares with the server's others (see `rendezvous`)."""
@@ -224,12 +226,19 @@ class Worker:
         return app
 
     def _stopping(self) -> None:
+        # Run by a signal handler, in the main thread, between two steps of whatever it was
+        # doing; a second SIGTERM (a group-wide kill, then the arbiter's) runs it again inside
+        # the first. So the stop begins once, and nothing here waits for a lock that the
+        # interrupted code may hold.
+        if self.stop_begun:
+            return
+        self.stop_begun = True
         assert self.restarter is not None
         limit = self.restarter.graceful_limit
         grace = self.options.grace if limit is None else min(self.options.grace, limit)
         self.inflight.stop(grace)
         if self.inflight.streams_open():
-            wake_streams()
+            start_thread(wake_streams)  # their Event's lock: a sync worker's stream may hold it
         self.inflight.hand_over(self.replace_early)
 
     def _replace_if_ours(self) -> Callable[[], None] | None:

@@ -30,6 +30,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -236,9 +237,14 @@ def make_live_pinging_slowly(project: Path) -> Path:
     return project
 
 
+def stream_holders(log: str) -> list[int]:
+    """The process of each django-browser-reload stream opened, as a server's `log` shows."""
+    return [int(pid) for pid in re.findall(rf"{STREAM_OPENED} pid=(\d+)", log)]
+
+
 def stream_holder(log: str) -> int:
     """The process that opened the one django-browser-reload stream a server's `log` shows."""
-    pids = {int(pid) for pid in re.findall(rf"{STREAM_OPENED} pid=(\d+)", log)}
+    pids = set(stream_holders(log))
     assert len(pids) == 1, f"one process should hold the stream, the log shows {pids}"
     return pids.pop()
 
@@ -271,6 +277,29 @@ def group_members(pgid: int, zombies: bool = False) -> list[int]:
     """Processes in process group ``pgid``: the live ones, with ``zombies`` the unreaped too
     (what a process table fills up with)."""
     return sorted(p for p, fields in _pids(zombies) if int(fields[2]) == pgid)
+
+
+def _stuck(pgid: int) -> str:
+    """Each live member of group ``pgid``: its state, command line, kernel wait and, when
+    py-spy is installed, its Python stacks."""
+    lines = []
+    for pid in group_members(pgid):
+        try:
+            status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            wchan = Path(f"/proc/{pid}/wchan").read_text()
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        lines.append(f"{pid} {status} {wchan} {argv}")
+        spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which(
+            "py-spy"
+        )
+        if spy is not None:
+            dump = subprocess.run(
+                [spy, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=20
+            )
+            lines.append(dump.stdout or dump.stderr)
+    return "\n".join(lines)
 
 
 def probing(pgid: int) -> bool:
@@ -460,6 +489,8 @@ class Server:
             wait_until(lambda: self._gone(pgid), graceful_timeout, interval=0.05)
         except AssertionError:
             graceful = False
+            # Captured by pytest: who outlived SIGTERM, and where each one waits.
+            print(f"----- still there {graceful_timeout} s after SIGTERM:\n{_stuck(pgid)}")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
             for pid in group_members(pgid):  # a member may have left the group leader's pgid

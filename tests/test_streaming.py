@@ -9,11 +9,13 @@ time can only have been ended by the wrapper, not by gunicorn giving up on it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,7 @@ from support import (
     make_live_pinging_slowly,
     restart_lines,
     stream_holder,
+    stream_holders,
     try_get,
     wait_for_body,
     wait_until,
@@ -299,3 +302,39 @@ def test_a_django_browser_reload_stream_lets_its_worker_go_at_once(
         )
     assert_fresh_everywhere(server, "/version/", "v2 pid=", DEMO_WARM)
     assert "still running" not in server.log(), "nothing had to be cut"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("worker", ["sync", "gthread"])
+def test_a_stop_of_the_whole_group_with_streams_open_ends_the_server(
+    gunicorn: StartGunicorn, demo_project: Path, worker: str, mode: str
+) -> None:
+    """systemd's stop (KillMode=control-group), `kill -TERM -<pgid>`: SIGTERM reaches each
+    worker from it and again from the arbiter's shutdown, maybe while the first is still
+    waking the streams. No handler may wait for a lock the code it interrupted holds."""
+    project = make_live_pinging_slowly(demo_project)
+    server = start(gunicorn, project, worker, mode, DJANGO_SETTINGS_MODULE=LIVE_SETTINGS)
+    # A sync worker serves one stream at a time: a stream more would wait for a free one.
+    count = 4 if worker == "gthread" else server.workers
+    streams = [EventStream(server.url("/__reload__/events/")) for _ in range(count)]
+    try:
+        wait_until(
+            lambda: len(stream_holders(server.log())) >= len(streams),
+            message=lambda: f"{len(streams)} streams to open:\n{server.log_tail()}",
+        )
+        workers = server.worker_pids()
+        os.killpg(server.pid, signal.SIGTERM)
+        # The arbiter's SIGTERM comes at a moment of chance: these make that moment certain.
+        until = time.monotonic() + 0.5
+        while time.monotonic() < until:
+            for pid in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+        wait_until(
+            lambda: not group_members(server.pid),
+            timeout=ENDED_WITHIN,
+            message=lambda: f"the server to exit:\n{server.log_tail()}",
+        )
+    finally:
+        for stream in streams:
+            stream.close()

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..threads import StopFlag, allocate_lock, start_thread
+from ..threads import StopFlag, allocate_rlock, start_thread
 
 __all__ = ["InFlight"]
 
@@ -78,7 +78,9 @@ class InFlight:
     """Wraps one process's application; `stop()` begins the stop described above."""
 
     def __init__(self) -> None:
-        self._lock = allocate_lock()
+        self._lock = allocate_rlock()
+        """Reentrant: a stop handler takes it in the thread it interrupted (a sync worker's,
+        which takes it as each request begins and ends)."""
         self._open: dict[int, _Request] = {}
         self._ids = itertools.count()
         self._kept_alive: weakref.WeakSet[socket.socket] = weakref.WeakSet()
