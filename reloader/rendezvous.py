@@ -7,7 +7,8 @@ directory named after what they have in common: the parent process that forked t
 and its start time, so a reused pid is another server), what they serve, and under mod_wsgi
 the daemon process group. Warm mode has its run directory for that (see `warm.rundir`).
 
-Directories of servers gone are removed by the next process that makes one.
+Directories of servers gone are removed by the next process that makes one; so are warm mode's
+run directories (`process_directory`) of arbiters gone.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["replace_file", "server_directory", "start_ticks"]
+__all__ = ["process_directory", "replace_file", "server_directory", "start_ticks"]
 
 logger = logging.getLogger("reloader")
 
@@ -78,15 +79,37 @@ def _private_root() -> Path | None:
     return root if mine and not info.st_mode & 0o022 else None
 
 
-def _sweep(root: Path) -> None:
-    """Remove the directories of servers whose parent process is gone."""
+def _sweep(root: Path, prefix: str = "") -> None:
+    """Remove the directories `<prefix><pid>-<start ticks>-...` in `root` whose process is
+    gone. Only this user's, except for root, which gives warm mode's run directory to the
+    workers' user (`--user`)."""
+    euid = os.geteuid()
     for entry in os.scandir(root):
-        pid, _, rest = entry.name.partition("-")
+        if not entry.name.startswith(prefix):
+            continue
+        pid, _, rest = entry.name.removeprefix(prefix).partition("-")
         ticks, _, _ = rest.partition("-")
         if not (pid.isdigit() and ticks.isdigit()):
             continue
-        if not _alive(int(pid)) or start_ticks(int(pid)) != int(ticks):
+        if _alive(int(pid)) and start_ticks(int(pid)) == int(ticks):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue  # another process's sweep was first
+        if stat.S_ISDIR(info.st_mode) and euid in (0, info.st_uid):
             shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def process_directory(prefix: str) -> Path:
+    """A new directory in the temporary directory for this process's state, mode 0700, named
+    `<prefix><pid>-<start ticks>-<random>`; the first removes those of processes gone, which
+    ended without removing theirs (SIGKILL). Raises OSError."""
+    temp = Path(tempfile.gettempdir())
+    with contextlib.suppress(OSError):  # another's entry we may not look at: sweep less
+        _sweep(temp, prefix)
+    pid = os.getpid()
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{pid}-{start_ticks(pid) or 0}-"))
 
 
 def server_directory(serving: str) -> Path | None:

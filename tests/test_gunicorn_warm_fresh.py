@@ -464,6 +464,25 @@ def test_a_server_that_halts_at_boot_leaves_no_run_directory(
     )
 
 
+def test_the_run_directory_of_a_killed_server_goes_at_the_next_start(
+    gunicorn: StartGunicorn, demo_project: Path, tmp_path: Path
+) -> None:
+    """SIGKILL (an OOM kill, a harness that gave up) ends the server with no hook run: the
+    next warm server to start removes the run directory left behind, and only that one."""
+    temp = tmp_path / "server-temp"
+    temp.mkdir()
+    killed = _start(gunicorn, demo_project, TMPDIR=str(temp))
+    left = _run_dir(killed)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.stop()  # reaps what the kill ended
+    assert left.is_dir(), "nothing could remove it"
+    other = temp / "reloader-warm-notes"  # not a run directory's name: not ours to remove
+    other.mkdir()
+    server = _start(gunicorn, demo_project, TMPDIR=str(temp))
+    assert not left.exists(), "the killed server's run directory is still there"
+    assert sorted(p.name for p in temp.iterdir()) == sorted([_run_dir(server).name, other.name])
+
+
 TIER_EDITS = int(os.environ.get("RELOADER_LEAK_EDITS", "12"))
 """The issue asks for 50 (RELOADER_LEAK_EDITS=50); 12 keeps CI short."""
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..rendezvous import replace_file
+from ..rendezvous import process_directory, replace_file
 from ..settings import RUN_DIR_VARIABLE
 
 __all__ = ["ENV", "Report", "RunDir"]
@@ -31,6 +30,9 @@ REBUILD = "rebuild-request"
 REPLACE = "replace-"
 """`replace-<pid>`: a stopping worker asks for its replacement (see `request_replacement`)."""
 
+PREFIX = "reloader-warm-"
+"""A run directory's name before the arbiter's pid and start time: what the next arbiter
+looks for to remove those of arbiters killed before they could (SIGKILL, a crash)."""
 ENV = RUN_DIR_VARIABLE
 """Set by the arbiter for its workers: its presence means 'the arbiter watches for you'."""
 
@@ -74,7 +76,8 @@ class RunDir:
 
     @classmethod
     def create(cls) -> RunDir:
-        return cls(Path(tempfile.mkdtemp(prefix="reloader-")))
+        """This arbiter's, in the temporary directory: `reloader-warm-<pid>-...`."""
+        return cls(process_directory(PREFIX))
 
     def recreate(self) -> bool:
         """Make the directory again if something removed it (a temp cleaner); True if so."""

@@ -18,7 +18,7 @@ from reloader.bursts import QUIET_NS, BurstWatch, Restart, record_restart
 from reloader.importclock import ImportClock
 from reloader.peers import PREFIX, FollowRestarts, Peers
 from reloader.refreshlog import RefreshLog
-from reloader.rendezvous import server_directory, start_ticks
+from reloader.rendezvous import process_directory, server_directory, start_ticks
 from reloader.watching import ChangeFilter, Sources
 
 
@@ -47,6 +47,27 @@ def test_directories_of_servers_gone_are_swept(temp_root: Path) -> None:
         directory.mkdir()
     server_directory("demo.wsgi:application")
     assert not reused.exists() and not dead.exists()
+
+
+def test_run_directories_of_processes_gone_are_swept(temp_root: Path) -> None:
+    """Warm mode's: an arbiter killed (SIGKILL) cannot remove its own."""
+    prefix = "reloader-warm-"
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    dead = temp_root / f"{prefix}{ended.pid}-0-abcd"
+    reused = temp_root / f"{prefix}{os.getppid()}-1-abcd"
+    live = temp_root / f"{prefix}{os.getppid()}-{start_ticks(os.getppid())}-abcd"
+    unrelated = temp_root / f"reloader-{ended.pid}-0-abcd"  # not a run directory's name
+    for directory in (dead, reused, live, unrelated):
+        directory.mkdir()
+    linked = temp_root / f"{prefix}{ended.pid}-0-link"
+    linked.symlink_to(live)  # not followed: what it points to stays
+    made = process_directory(prefix)
+    assert made.is_dir() and made.name.startswith(f"{prefix}{os.getpid()}-")
+    assert made.stat().st_mode & 0o777 == 0o700
+    assert not dead.exists() and not reused.exists()
+    assert live.is_dir() and unrelated.is_dir() and linked.is_symlink()
+    assert process_directory(prefix) != made and made.is_dir(), "ours is alive"
 
 
 def test_a_root_that_is_not_ours_shares_nothing(temp_root: Path) -> None:
