@@ -302,6 +302,15 @@ def _stuck(pgid: int) -> str:
     return "\n".join(lines)
 
 
+def signal_mask(pid: int) -> set[int]:
+    """The signal numbers the main thread of process `pid` blocks."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"^SigBlk:\s*([0-9a-f]+)", status, re.MULTILINE)
+    assert found is not None, status
+    mask = int(found.group(1), 16)
+    return {n for n in range(1, 65) if mask >> (n - 1) & 1}
+
+
 def probing(pgid: int) -> bool:
     """Whether warm mode's probe (see reloader/warm/probe.py) runs in process group ``pgid``:
     its processes come and go, as a worker's report of new modules starts one."""

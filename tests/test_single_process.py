@@ -4,6 +4,8 @@ reloader serves without reloading and says why, rather than exec over the server
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from support import (
     get,
     lines_naming_pid,
     restart_lines,
+    signal_mask,
     wait_for_body,
     wait_until,
 )
@@ -51,6 +54,7 @@ def test_wsgiref_process_reexecutes_itself_with_new_code(
         # The same process, re-executed: same pid, new code.
         assert first.body.split("pid=")[1] == second.body.split("pid=")[1]
         server.wait_for_log("restarting process")
+        assert_stops_at_ctrl_c(server)
 
 
 def test_waitress_process_reexecs_itself_with_new_code(plain_project: Path, tmp_path: Path) -> None:
@@ -70,6 +74,16 @@ def test_waitress_process_reexecs_itself_with_new_code(plain_project: Path, tmp_
         second = wait_for_body(server.url("/"), "v2 pid=")
         assert answer_pid(first.body) == answer_pid(second.body) == server.pid
         server.wait_for_log("restarting process")
+        assert_stops_at_ctrl_c(server)
+
+
+def assert_stops_at_ctrl_c(server: Server) -> None:
+    """The re-executed image takes Ctrl-C (and SIGTERM) as the first did: the watcher thread
+    that execs blocks the signals, and exec keeps the caller's mask."""
+    blocked = signal_mask(server.pid)
+    assert not blocked & {signal.SIGINT, signal.SIGTERM}, f"blocked after the reload: {blocked}"
+    os.kill(server.pid, signal.SIGINT)
+    wait_until(lambda: server.poll() is not None, message="the process to stop at Ctrl-C")
 
 
 DEV_WSGI = 'from reloader import wrap\n\napplication = wrap("plainapp:application")\n'

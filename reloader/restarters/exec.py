@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,13 @@ class ExecRestarter:
     name = "process"
     graceful_limit: float | None = None
 
+    def __init__(self) -> None:
+        # Made where the app loads: the mask the new image must start with. The exec comes
+        # from the watcher thread, which blocks the signals (see `threads.py`), and a process
+        # keeps its mask across exec: without this, Ctrl-C and SIGTERM would reach the new
+        # image never.
+        self._mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+
     def on_graceful_stop(self, begin: Callable[[], None]) -> None:
         pass  # exec stops nothing gracefully
 
@@ -30,6 +38,7 @@ class ExecRestarter:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(AttributeError, OSError, ValueError):
                 stream.flush()
+        signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)
         os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
     def stopping(self) -> bool:
