@@ -481,12 +481,13 @@ class Server:
         assert self.proc is not None and self.proc.returncode is not None
         return self.proc.returncode
 
-    def stop(self, graceful_timeout: float = 10.0) -> bool:
+    def stop(self, graceful_timeout: float = 10.0, must_end: bool = True) -> bool:
         """SIGTERM the group, wait, then SIGKILL; True if SIGTERM sufficed. (A stopping worker
         is gone within RELOADER_GRACE, 5 s: a group still there after 10 s has a process that
         ignores SIGTERM, and waiting longer only slows the suite.)
 
-        Raises AssertionError if anything of the group is still alive after SIGKILL.
+        Raises AssertionError if anything of the group is still alive after SIGKILL, or,
+        with `must_end`, if SIGKILL was needed: a user's Ctrl-C or systemd stop would hang.
         """
         if self.proc is None:
             return True
@@ -513,6 +514,10 @@ class Server:
             self._pump.join(timeout=5)
         survivors = group_members(pgid)
         assert not survivors, f"processes of {self.argv[:4]} survived SIGKILL: {survivors}"
+        assert graceful or not must_end, (
+            f"{self.argv[:4]} was still running {graceful_timeout} s after SIGTERM (its "
+            "processes and their stacks are printed above)"
+        )
         return graceful
 
     def _gone(self, pgid: int) -> bool:
