@@ -90,7 +90,7 @@ class Worker:
         make_visible()
         make_stdout_line_buffered()
         self.restarter = detect_restarter()
-        self.restarter.on_graceful_stop(self._stopping)
+        self.restarter.on_stop(self._stopping)
         sources = self.sources = Sources(self.options.extra_files)
         run = managed_run_dir()
         accept = self.accept = ChangeFilter(self.options.ignore, sources.cwd)
@@ -227,9 +227,9 @@ class Worker:
 
     def _stopping(self) -> None:
         # Run by a signal handler, in the main thread, between two steps of whatever it was
-        # doing; a second SIGTERM (a group-wide kill, then the arbiter's) runs it again inside
-        # the first. So the stop begins once, and nothing here waits for a lock that the
-        # interrupted code may hold.
+        # doing (or, at a quick stop, from a thread it started); a second SIGTERM (a
+        # group-wide kill, then the arbiter's) runs it again inside the first. So the stop
+        # begins once, and nothing here waits for a lock that the interrupted code may hold.
         if self.stop_begun:
             return
         self.stop_begun = True

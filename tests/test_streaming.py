@@ -306,8 +306,9 @@ def test_a_django_browser_reload_stream_lets_its_worker_go_at_once(
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("worker", ["sync", "gthread"])
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
 def test_a_stop_of_the_whole_group_with_streams_open_ends_the_server(
-    gunicorn: StartGunicorn, demo_project: Path, worker: str, mode: str
+    gunicorn: StartGunicorn, demo_project: Path, worker: str, mode: str, stop: signal.Signals
 ) -> None:
     """systemd's stop (KillMode=control-group), `kill -TERM -<pgid>`: SIGTERM reaches each
     worker from it and again from the arbiter's shutdown, maybe while the first is still
@@ -323,13 +324,14 @@ def test_a_stop_of_the_whole_group_with_streams_open_ends_the_server(
             message=lambda: f"{len(streams)} streams to open:\n{server.log_tail()}",
         )
         workers = server.worker_pids()
-        os.killpg(server.pid, signal.SIGTERM)
+        os.killpg(server.pid, stop)
         # The arbiter's SIGTERM comes at a moment of chance: these make that moment certain.
-        until = time.monotonic() + 0.5
+        # (Its Ctrl-C is SIGQUIT, to a handler that needs no help.)
+        until = time.monotonic() + (0.5 if stop == signal.SIGTERM else 0)
         while time.monotonic() < until:
             for pid in workers:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
+                    os.kill(pid, stop)
         wait_until(
             lambda: not group_members(server.pid),
             timeout=ENDED_WITHIN,

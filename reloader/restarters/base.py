@@ -16,10 +16,12 @@ class Restarter(Protocol):
     """The server's own bound on a graceful stop of this process, in seconds (gunicorn's
     `graceful_timeout`), or None where it has none we can read."""
 
-    def on_graceful_stop(self, begin: Callable[[], None]) -> None:
-        """Have `begin` called, in this process, as a graceful stop of it begins: one that
-        `restart()` asks for and, where the server lets us see them, the server's own (its
-        shutdown, warm mode's supervisor). Called once, at boot, from the main thread."""
+    def on_stop(self, begin: Callable[[], None]) -> None:
+        """Have `begin` called, in this process, as a stop of it begins: the graceful one
+        that `restart()` asks for and, where the server lets us see them, the server's own
+        (its shutdown, warm mode's supervisor, a Ctrl-C, whose threads still streaming would
+        keep the process). Called once, at boot, from the main thread; `begin` may then run
+        in a signal handler, more than once."""
         ...
 
     def restart(self) -> None:

@@ -30,7 +30,7 @@ class ExecRestarter:
         # image never.
         self._mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
 
-    def on_graceful_stop(self, begin: Callable[[], None]) -> None:
+    def on_stop(self, begin: Callable[[], None]) -> None:
         pass  # exec stops nothing gracefully
 
     def restart(self) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from ..threads import start_thread
 from .gevent_accept import stops_accepting
 from .gthread_quit import safe_quit
 from .teardown import skip_teardown_at_exit
@@ -110,22 +111,32 @@ class GunicornRestarter:
             float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else None
         )
 
-    def on_graceful_stop(self, begin: Callable[[], None]) -> None:
+    def on_stop(self, begin: Callable[[], None]) -> None:
         """SIGTERM is gunicorn's graceful stop, whoever sends it (our restart, warm mode's
-        supervisor, the arbiter's own shutdown): run `begin` first, then gunicorn's handler."""
+        supervisor, the arbiter's own shutdown): run `begin`, then gunicorn's handler.
+        SIGINT and SIGQUIT are its quick stop (Ctrl-C, and the arbiter's at a Ctrl-C): begin
+        there too, since a gthread worker's main thread exits at once but the interpreter
+        then waits for the pool's threads, and one serving an event stream never ends."""
         worker = self._worker
         if worker is None:
             return
-        original = worker.handle_exit
+        original_exit, original_quit = worker.handle_exit, worker.handle_quit
         stop_accepting = self._stop_accepting
 
         def handle_exit(signum: int, frame: FrameType | None) -> None:
             begin()
-            original(signum, frame)
+            original_exit(signum, frame)
             if stop_accepting is not None:
                 stop_accepting()
 
+        def handle_quit(signum: int, frame: FrameType | None) -> None:
+            # From a thread: the quit's SystemExit, here or in the handler of the arbiter's
+            # SIGQUIT that Python may run inside this one, would cut `begin` short.
+            start_thread(begin)
+            original_quit(signum, frame)
+
         _swap_handler(worker, "handle_exit", handle_exit, signal.SIGTERM)
+        _swap_handler(worker, "handle_quit", handle_quit, signal.SIGQUIT, signal.SIGINT)
 
     def restart(self) -> None:
         worker = self._worker

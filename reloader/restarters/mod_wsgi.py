@@ -40,7 +40,7 @@ class ModWsgiRestarter:
     def __init__(self) -> None:
         self._begin: Callable[[], None] | None = None
 
-    def on_graceful_stop(self, begin: Callable[[], None]) -> None:
+    def on_stop(self, begin: Callable[[], None]) -> None:
         # Only our own stops: mod_wsgi handles its signals in C, out of Python's sight.
         self._begin = begin
 

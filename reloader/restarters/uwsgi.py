@@ -166,7 +166,7 @@ class UwsgiRestarter:
         self._main = main
         self._begin: Callable[[], None] | None = None
 
-    def on_graceful_stop(self, begin: Callable[[], None]) -> None:
+    def on_stop(self, begin: Callable[[], None]) -> None:
         # Only our own stops: uWSGI handles its signals in C.
         self._begin = begin
 
