@@ -283,6 +283,7 @@ def _stuck(pgid: int) -> str:
     """Each live member of group ``pgid``: its state, command line, kernel wait and, when
     py-spy is installed, its Python stacks."""
     lines = []
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     for pid in group_members(pgid):
         try:
             status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -291,9 +292,6 @@ def _stuck(pgid: int) -> str:
         except OSError:
             continue
         lines.append(f"{pid} {status} {wchan} {argv}")
-        spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which(
-            "py-spy"
-        )
         if spy is not None:
             dump = subprocess.run(
                 [spy, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=20
